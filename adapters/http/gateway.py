@@ -1,0 +1,305 @@
+"""The gateway: authenticate -> canonicalise -> decide -> charge quotas -> forward
+along the route (falling back on failure) -> answer in the client's wire format
+-> audit. One ``Gateway`` per process holds the active pipeline and every
+shared resource; ``handle`` serves one LLM API request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters import wire
+from adapters.http.errors import error_response
+from adapters.http.exchange import Exchange
+from adapters.http.health import ProviderHealth
+from adapters.http.metrics import Metrics
+from adapters.http.streaming import StreamResult, TranslatedStream
+from adapters.policy_input import build_policy_input
+from adapters.providers import Provider, ProviderCall, build_providers
+from adapters.providers.upstream import UPSTREAM_CLIENTS, UpstreamClient, UpstreamError, UpstreamResponse
+from adapters.translate.errors import upstream_error_to_client
+from adapters.translate.translator import StreamTranslator, translate_response
+from engine.audit_writer import AuditWriter
+from engine.bundle.loader import load_bundle
+from engine.config import Config, provider_credentials
+from engine.enforce import Target
+from engine.errors import InputError, RegateError
+from engine.limits import ChargeResult, MemoryLimitStore, counters_for
+from engine.pipeline import DecisionPipeline, Outcome
+from engine.runtime import make_pipeline, provider_context
+from engine.secrets import PrincipalDirectory
+
+log = logging.getLogger("regate.gateway")
+
+ANONYMOUS = {"id": "anonymous", "kind": "user", "labels": {}}
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+OPERATIONS = {"openai.chat": "chat", "openai.embeddings": "embeddings", "anthropic.messages": "chat"}
+
+
+class Gateway:
+    """Shared state of one gateway process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str],
+        upstream: UpstreamClient | None = None,
+        pipeline: DecisionPipeline | None = None,
+    ) -> None:
+        self.config = config
+        credentials = provider_credentials(config, env=env)
+        self._secrets = tuple(s.reveal() for s in credentials.values())
+        self.directory = PrincipalDirectory.from_config(config)
+        self.upstream = upstream or UPSTREAM_CLIENTS["aiohttp"]()
+        self.providers: dict[str, Provider] = build_providers(config, credentials, self.upstream)
+        self.pipeline = pipeline or make_pipeline(self._load_bundle(), config)
+        self.health = ProviderHealth()
+        self.limits = MemoryLimitStore()
+        self.metrics = Metrics()
+        self.audit = AuditWriter.for_file(str(config.audit.path))
+        self.metrics.gauge("regate_audit_queue_depth", "Audit events waiting to be written.", lambda: self.audit.depth)
+        self.metrics.gauge("regate_audit_events_written_total", "Audit events written.", lambda: self.audit.written)
+
+    def _load_bundle(self) -> Any:
+        policy = self.config.policy
+        key = policy.verification_key
+        return load_bundle(
+            policy.bundle,
+            verification_key=key.file.read_bytes() if key is not None else None,
+            scope=key.scope if key is not None else None,
+        )
+
+    async def start(self) -> None:
+        self.audit.start()
+        for warning in self.config.warnings():
+            log.warning("%s", warning)
+
+    async def stop(self) -> None:
+        await self.audit.close()
+        await self.upstream.close()
+        await self.pipeline.evaluator.close()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.providers) and self.pipeline is not None
+
+    # -- one request -----------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> dict[str, Any] | None:
+        """The caller's principal, or ``None`` when the presented key is not known."""
+        if len(self.directory) == 0:
+            return dict(ANONYMOUS)
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
+        return self.directory.authenticate(key)
+
+    async def handle(self, request: Request, api: str) -> Response:
+        exchange = Exchange(request.state.request_id, api)
+        try:
+            return await self._handle(request, exchange)
+        except InputError as exc:
+            exchange.fail(exc.status, exc.code, exc.message)
+            return self._error(exchange, exc.status, exc.code, exc.message)
+        except Exception:
+            # A bug, not a client error: answer in the client's format, keep the audit event.
+            log.exception("unexpected error while handling request %s", exchange.request_id)
+            exchange.streaming = False
+            exchange.fail(500, "internal_error", "regate failed to handle the request")
+            return self._error(exchange, 500, "internal_error", "regate failed to handle the request")
+        finally:
+            if not exchange.streaming:
+                await self._audit(exchange)
+
+    async def _handle(self, request: Request, exchange: Exchange) -> Response:
+        api = str(exchange.api)
+        principal = self.authenticate(request)
+        if principal is None:
+            exchange.fail(401, "invalid_api_key", "the regate API key is missing or not valid")
+            return self._error(exchange, 401, "invalid_api_key", "the regate API key is missing or not valid")
+        exchange.principal = principal
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InputError("the request body is not valid JSON") from None
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            exchange.model = body["model"]
+        context = {"providers": provider_context(self.config, self.health.snapshot()), "usage": await self.limits.usage(principal["id"])}
+        policy_input = build_policy_input(body, api=api, principal=principal, context=context, body_bytes=len(raw), request_id=exchange.request_id)
+        exchange.model = policy_input.document.get("model")
+        outcome = await self.pipeline.decide(policy_input.document)
+        exchange.outcome = outcome
+        self.metrics.decision_seconds.observe(outcome.policy_ms / 1000)
+        if not outcome.allowed:
+            reasons = outcome.decision.get("reasons", [])
+            if reasons and reasons[0]["code"] == "policy.error":
+                self.metrics.policy_errors.inc()
+            exchange.status = outcome.status
+            return self._denial(exchange, outcome)
+        charged = await self._charge(outcome, principal, policy_input.document)
+        if not charged.allowed:
+            message = f"quota exceeded: {charged.field} for this caller; retry after {int(charged.retry_after) + 1} s"
+            exchange.fail(429, charged.reason_code, message)
+            return self._error(exchange, 429, charged.reason_code, message, headers={"retry-after": str(int(charged.retry_after) + 1)})
+        try:
+            return await self._forward(exchange, outcome, body, policy_input.attachments)
+        finally:
+            if exchange.prompt_tokens is not None or exchange.completion_tokens is not None:
+                used = (exchange.prompt_tokens or 0) + (exchange.completion_tokens or 0)
+                await self.limits.settle(charged.reservation, used - int(policy_input.document["size"]["estimated_tokens"]))
+
+    async def _charge(self, outcome: Outcome, principal: Mapping[str, Any], doc: Mapping[str, Any]) -> ChargeResult:
+        quotas = [q.__dict__ for q in self.config.limits.quotas] + [dict(q) for q in outcome.quotas]
+        counters = counters_for(quotas, principal, str(doc.get("model", "")))
+        if not counters:
+            return ChargeResult(True)
+        return await self.limits.charge(counters, requests=1, tokens=int(doc["size"]["estimated_tokens"]))
+
+    async def _forward(self, exchange: Exchange, outcome: Outcome, body: Mapping[str, Any], attachments: Mapping[str, str]) -> Response:
+        client_api = str(exchange.api)
+        operation = OPERATIONS[client_api]
+        forward = outcome.forward or {}
+        stream = bool(forward.get("params", {}).get("stream"))
+        last_error: tuple[int, str, str, dict[str, str]] = (502, "upstream_unavailable", "no provider could serve the request", {})
+        for target in outcome.targets:
+            provider = self.providers[target.provider]
+            provider_api = provider.wire_api(operation, client_api)
+            upstream_body = wire.from_canonical(
+                provider_api, dict(forward, model=target.model), attachments, original=body if provider_api == client_api else None
+            )
+            if stream and provider_api == "openai.chat":
+                # Ask for the usage chunk so quotas settle on real counts; the stream
+                # translator drops it again when the client did not ask for it.
+                upstream_body["stream_options"] = {**(upstream_body.get("stream_options") or {}), "include_usage": True}
+            call = ProviderCall(operation, provider_api, target.model, upstream_body, stream)
+            started = time.perf_counter()
+            try:
+                response = await provider.send(call)
+                first = await _first_chunk(response) if stream and response.status < 400 else b""
+            except UpstreamError as exc:
+                self.health.failure(target.provider)
+                self.metrics.upstream_errors.inc(target.provider, exc.kind)
+                last_error = (502, f"upstream_{exc.kind}", f"provider {target.provider!r}: {exc}", {})
+                continue
+            exchange.upstream_ms = (time.perf_counter() - started) * 1000
+            self.metrics.upstream_seconds.observe(exchange.upstream_ms / 1000, target.provider)
+            exchange.provider, exchange.upstream_model = target.provider, target.model
+            if response.status >= 400:
+                data = await response.read()
+                client_error = upstream_error_to_client(
+                    provider_api, response.status, data, client_api, target.provider, headers=response.headers, secrets=self._secrets
+                )
+                headers = {"retry-after": str(client_error.retry_after)} if client_error.retry_after else {}
+                last_error = (client_error.status, _code(client_error.body), _message(client_error.body), headers)
+                if response.status in RETRYABLE_STATUS:
+                    self.health.failure(target.provider)
+                    self.metrics.upstream_errors.inc(target.provider, str(response.status))
+                    continue
+                exchange.fail(client_error.status, last_error[1], last_error[2])
+                headers["x-regate-decision-id"] = exchange.request_id
+                return Response(json.dumps(client_error.body), client_error.status, headers, media_type="application/json")
+            self.health.success(target.provider)
+            if stream:
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return self._stream(exchange, response, first, provider_api, target, include_usage)
+            return self._complete(exchange, response, provider_api, target)
+        status, code, message, headers = last_error
+        exchange.provider = exchange.upstream_model = None
+        exchange.fail(status, code, message)
+        return self._error(exchange, status, code, message, headers=headers)
+
+    def _complete(self, exchange: Exchange, response: UpstreamResponse, provider_api: str, target: Target) -> Response:
+        client_api = str(exchange.api)
+        try:
+            parsed = json.loads(response.body)
+            out = translate_response(provider_api, client_api, parsed, model=target.model, response_id=exchange.request_id)
+        except (ValueError, RegateError):
+            exchange.fail(502, "upstream_malformed_response", f"provider {target.provider!r} sent a response regate cannot read")
+            return self._error(exchange, 502, "upstream_malformed_response", f"provider {target.provider!r} sent a response regate cannot read")
+        usage = _usage(out)
+        exchange.prompt_tokens, exchange.completion_tokens = usage
+        content = response.body if out is parsed else json.dumps(out).encode("utf-8")
+        return Response(content, 200, media_type="application/json")
+
+    def _stream(
+        self, exchange: Exchange, response: UpstreamResponse, first: bytes, provider_api: str, target: Target, include_usage: bool
+    ) -> Response:
+        client_api = str(exchange.api)
+        translator = StreamTranslator(
+            provider_api, client_api, include_usage, model=target.model, response_id=exchange.request_id,
+            provider_name=target.provider, secrets=self._secrets,
+        )
+        exchange.streaming = True
+
+        async def done(result: StreamResult) -> None:
+            if translator.usage:
+                exchange.prompt_tokens = translator.usage["prompt_tokens"]
+                exchange.completion_tokens = translator.usage["completion_tokens"]
+            if result.error_code:
+                exchange.error_code, exchange.error_message = result.error_code, result.error_message
+            await self._audit(exchange)
+
+        headers = {"x-regate-decision-id": exchange.request_id}
+        return TranslatedStream(response, first, translator, headers, done)  # type: ignore[return-value]
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _error(self, exchange: Exchange, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> Response:
+        return error_response(str(exchange.api), status, code, message, request_id=exchange.request_id, headers=headers, extra=extra)
+
+    def _denial(self, exchange: Exchange, outcome: Outcome) -> Response:
+        reasons = outcome.decision.get("reasons", [])
+        summary = "; ".join(f"{r['code']}: {r.get('message', '')}".rstrip(": ") for r in reasons) or "no reason given"
+        code = reasons[0]["code"] if reasons else "policy.denied"
+        message = f"regate policy denied the request: {summary} (decision {exchange.request_id})"
+        exchange.error_code = None
+        return self._error(exchange, outcome.status, code, message, extra={"reasons": reasons, "decision_id": exchange.request_id})
+
+    async def _audit(self, exchange: Exchange) -> None:
+        bundle = self.pipeline.bundle
+        event = exchange.audit_event(
+            bundle_revision=bundle.revision, bundle_digest=bundle.digest, engine=self.pipeline.evaluator.name,
+            prompt_level=self.config.audit.prompt,
+        )
+        action = event["action"] or "none"
+        self.metrics.requests.inc(str(exchange.api), action, exchange.provider or "none", str(exchange.status))
+        await self.audit.submit(event)
+
+
+async def _first_chunk(response: UpstreamResponse) -> bytes:
+    """Read until the first byte arrives, so a failure before it can still fall back."""
+    if response.chunks is None:
+        return response.body
+    try:
+        return await anext(response.chunks)
+    except StopAsyncIteration:
+        return b""
+    except UpstreamError:
+        await response.aclose()
+        raise
+
+
+def _usage(out: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    usage = out.get("usage") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    return prompt, completion
+
+
+def _code(body: Mapping[str, Any]) -> str:
+    error = body.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return str(code) if code else "upstream_error"
+
+
+def _message(body: Mapping[str, Any]) -> str:
+    error = body.get("error")
+    return str(error.get("message", "")) if isinstance(error, Mapping) else "upstream error"
