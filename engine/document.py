@@ -6,7 +6,6 @@ Adapters build the API-specific part of the document (``api`` .. ``metadata``);
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -71,6 +70,9 @@ def complete(
 ) -> Document:
     """Turn an adapter's partial document into a full canonical document.
 
+    The document takes ``partial``'s values as they are (adapters build them
+    fresh for each request), so nothing is copied on the hot path.
+
     >>> doc = complete({"api": "openai.chat", "operation": "chat", "model": "m",
     ...                 "messages": [], "tools": [], "params": {}, "metadata": {}})
     >>> doc["version"], doc["findings"]
@@ -80,12 +82,12 @@ def complete(
         "version": VERSION,
         "id": request_id or new_request_id(),
         "time": utc_now(),
-        "principal": copy.deepcopy(dict(principal or DEFAULT_PRINCIPAL)),
+        "principal": dict(principal or DEFAULT_PRINCIPAL),
     }
     for key in ("api", "operation", "model", "messages", "tools", "params", "metadata"):
-        doc[key] = copy.deepcopy(partial.get(key, [] if key in ("messages", "tools") else {}))
+        doc[key] = partial.get(key, [] if key in ("messages", "tools") else {})
     doc["findings"] = []
-    doc["context"] = copy.deepcopy(dict(context or {"providers": {}, "usage": {}}))
+    doc["context"] = dict(context or {"providers": {}, "usage": {}})
     doc["size"] = measure(doc, body_bytes)
     return doc
 

@@ -6,7 +6,6 @@ a fallback can re-send the intact forward document.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,7 +14,7 @@ from typing import Any
 import re2
 
 from engine.decision import DecisionError
-from engine.document import assign, resolve, split_pointer
+from engine.document import resolve, split_pointer
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,38 @@ def _merge_spans(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]
     return merged
 
 
+class _CopyOnWrite:
+    """A shallow copy of a document whose containers are copied only on the way
+    to a value that changes, so redacting one text does not copy the whole request."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.root: dict[str, Any] = dict(doc)
+        self._copied: set[int] = {id(self.root)}
+
+    def set(self, pointer: str, value: Any) -> None:
+        tokens = split_pointer(pointer)
+        node: Any = self.root
+        for token in tokens[:-1]:
+            key: Any = int(token) if isinstance(node, list) else token
+            child = node[key]
+            if id(child) not in self._copied:
+                child = list(child) if isinstance(child, list) else dict(child)
+                self._copied.add(id(child))
+                node[key] = child
+            node = child
+        last: Any = int(tokens[-1]) if isinstance(node, list) else tokens[-1]
+        node[last] = value
+
+    def params(self) -> dict[str, Any]:
+        """``params``, copied so it may be changed."""
+        params = self.root.get("params")
+        if id(params) not in self._copied:
+            params = dict(params or {})
+            self._copied.add(id(params))
+            self.root["params"] = params
+        return params  # type: ignore[return-value]
+
+
 def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A copy of ``doc`` with every redaction applied.
 
@@ -87,7 +118,8 @@ def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, A
     >>> out["messages"][0]["content"][0]["text"]
     'id [SSN]'
     """
-    forward = copy.deepcopy(dict(doc))
+    writer = _CopyOnWrite(doc)
+    forward = writer.root
     spans: dict[str, list[tuple[int, int, str]]] = {}
     patterns = []
     for redaction in redactions:
@@ -112,14 +144,15 @@ def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, A
             pieces.extend((text[cursor:start], replacement))
             cursor = end
         pieces.append(text[cursor:])
-        assign(forward, path, "".join(pieces))
+        writer.set(path, "".join(pieces))
     for redaction in patterns:
         regex = compile_pattern(str(redaction["pattern"]))
         replacement = str(redaction["replacement"])
         for path in expand_path(forward, str(redaction["path"])):
             text = resolve(forward, path)
             if isinstance(text, str):
-                assign(forward, path, regex.sub(lambda _m: replacement, text))
+                writer.set(path, regex.sub(lambda _m: replacement, text))
+    writer.params()  # the forward document's params are its own, for clamp_max_tokens
     return forward
 
 

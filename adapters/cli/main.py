@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import audit_cmd, build_cmd, check_cmd, eval_cmd, keys_cmd, serve_cmd, test_cmd
+from adapters.cli import audit_cmd, build_cmd, check_cmd, demo_cmd, eval_cmd, keys_cmd, serve_cmd, test_cmd
 
 
 def _verification_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=audit_cmd.run_verify)
 
     serve_cmd.register(commands)
+    demo_cmd.register(commands)
     return parser
 
 

@@ -128,8 +128,9 @@ def from_canonical(
 ) -> dict[str, Any]:
     """Write ``doc`` as an ``api`` request body.
 
-    ``original`` is the client's body: its unmodelled fields come back only when
-    ``doc["api"] == api``; re-emitting into another API drops what that API
-    cannot express.
+    ``original`` is the client's body, as :func:`to_canonical` read it: its
+    unmodelled fields come back only when ``doc["api"] == api``; re-emitting into
+    another API drops what that API cannot express. The result shares nothing
+    with ``doc`` or ``original``, so callers may change it freely.
     """
     return _api(api).from_canonical(doc, attachments, original=original)

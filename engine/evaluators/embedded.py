@@ -7,8 +7,11 @@ which is why it is the default engine.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,15 @@ def explain_regorus_error(exc: BaseException) -> tuple[str, str | None, int | No
     return message, where.group("file"), int(where.group("line"))
 
 
+# Rust panics surface as pyo3's PanicException, which derives from BaseException:
+# a panic in the engine must fail closed like any error, so engine calls catch
+# BaseException and let only these through.
+_CONTROL_FLOW = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+_VM_UNDEFINED = "<undefined>"
+_VM_LIMIT = "exceeded maximum instruction limit"
+log = logging.getLogger("regate.engine")
+
+
 def _ref_parts(node: Mapping[str, Any]) -> list[str]:
     if "Var" in node:
         return [str(node["Var"]["value"])]
@@ -57,27 +69,66 @@ class EmbeddedEvaluator:
     name = "embedded"
 
     def __init__(
-        self, modules: Sequence[tuple[str, str]], data: Mapping[str, Any], *, coverage: bool = False
+        self,
+        modules: Sequence[tuple[str, str]],
+        data: Mapping[str, Any],
+        *,
+        coverage: bool = False,
+        compile_query: str | None = None,
     ) -> None:
-        self._engine = regorus.Engine()
-        self._engine.set_rego_v0(False)
-        self._engine.set_enable_coverage(coverage)
-        for path, text in modules:
+        self._modules = tuple(modules)
+        self._data = dict(data)
+        self._data_json = json.dumps(self._data)
+        self._coverage = coverage
+        self._compiled_query = compile_query
+        # regorus objects are bound to the thread that made them (pyo3 "unsendable"),
+        # so each thread that evaluates builds its own; this one is built now, which
+        # also surfaces compile errors at load time.
+        self._local = threading.local()
+        self._build_engine()
+
+    def _build_engine(self) -> Any:
+        engine = regorus.Engine()
+        engine.set_rego_v0(False)
+        engine.set_enable_coverage(self._coverage)
+        for path, text in self._modules:
             try:
-                self._engine.add_policy(path, text)
+                engine.add_policy(path, text)
             except Exception as exc:  # regorus raises plain Exception/RuntimeError
                 message, file, line = explain_regorus_error(exc)
                 raise BundleError(f"rego compile error: {message}", file=file or path, line=line) from None
         try:
-            self._engine.add_data(dict(data))
+            engine.add_data(self._data)
         except Exception as exc:
             raise BundleError(f"bundle data rejected by the engine: {explain_regorus_error(exc)[0]}") from None
-        self._modules = tuple(modules)
+        self._local.engine = engine
+        self._local.vm = self._build_vm() if self._compiled_query else None
+        return engine
+
+    @property
+    def _engine(self) -> Any:
+        engine = getattr(self._local, "engine", None)
+        return engine if engine is not None else self._build_engine()
+
+    def _build_vm(self) -> Any:
+        """Compile the decision query for regorus' VM, which evaluates it ~2.5x faster
+        than the interpreter (default bundle: 159 µs vs 390 µs). The interpreter stays
+        for every other query, for tests and coverage, and when the VM cannot run."""
+        try:
+            program = regorus.Program.compile_from_modules(self._data_json, list(self._modules), [self._compiled_query])
+        except Exception as exc:
+            log.warning("the VM cannot compile %s (%s); using the interpreter", self._compiled_query, explain_regorus_error(exc)[0])
+            return None
+        vm = regorus.Rvm()
+        vm.load_program(program)
+        vm.set_data_json(self._data_json)
+        return vm
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: Config | None = None) -> EmbeddedEvaluator:
-        """The evaluator for a loaded bundle's policy modules (tests excluded) and data."""
-        return cls(bundle.policy_modules(), bundle.data)
+        """The evaluator for a loaded bundle's policy modules (tests excluded) and data,
+        with the decision rule compiled for the VM."""
+        return cls(bundle.policy_modules(), bundle.data, compile_query=bundle.query)
 
     def ast(self) -> list[dict[str, Any]]:
         """Parsed modules, as regorus' JSON AST (used by the capabilities check)."""
@@ -103,10 +154,37 @@ class EmbeddedEvaluator:
         return list(found.values())
 
     def evaluate_sync(self, query: str, input_doc: Mapping[str, Any]) -> Any:
+        if query == self._compiled_query:
+            self._engine  # noqa: B018 - builds this thread's engine and VM when missing
+            vm = self._local.vm
+            if vm is not None:
+                return self._evaluate_vm(vm, input_doc)
+        return self.interpret(query, input_doc)
+
+    def _evaluate_vm(self, vm: Any, input_doc: Mapping[str, Any]) -> Any:
         try:
-            self._engine.set_input(input_doc)
-            return self._engine.eval_rule(query)
-        except Exception as exc:
+            vm.set_input_json(json.dumps(input_doc, ensure_ascii=False))
+            result = json.loads(vm.execute())
+        except BaseException as exc:
+            if isinstance(exc, _CONTROL_FLOW):
+                raise
+            message, file, line = explain_regorus_error(exc)
+            if _VM_LIMIT in message:
+                # The VM stops at a fixed instruction budget (25,000 in regorus 0.13);
+                # large inputs (many findings) are evaluated by the interpreter instead.
+                return self.interpret(str(self._compiled_query), input_doc)
+            raise EvaluationError(f"rego evaluation error: {message}", file=file, line=line) from None
+        return None if result == _VM_UNDEFINED else result
+
+    def interpret(self, query: str, input_doc: Mapping[str, Any]) -> Any:
+        """Evaluate with the interpreter, whatever the query (tests compare both paths)."""
+        engine = self._engine
+        try:
+            engine.set_input(input_doc)
+            return engine.eval_rule(query)
+        except BaseException as exc:
+            if isinstance(exc, _CONTROL_FLOW):
+                raise
             message, file, line = explain_regorus_error(exc)
             raise EvaluationError(f"rego evaluation error: {message}", file=file, line=line) from None
 

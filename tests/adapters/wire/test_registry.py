@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,8 @@ def test_unknown_api_is_an_input_error() -> None:
     assert err.value.param == "api"
     with pytest.raises(InputError):
         wire.from_canonical("cohere.chat", {})
+
+
+def test_docstring_examples_hold() -> None:
+    results = doctest.testmod(wire)
+    assert results.attempted >= 2 and results.failed == 0
