@@ -27,7 +27,7 @@ bench-decision: $(STAMP)
 	$(VENV)/bin/python bench/decision.py
 
 lock:
-	uv pip compile pyproject.toml --extra opa --python-version 3.11 --generate-hashes -o requirements/runtime.lock
+	uv pip compile pyproject.toml --extra opa --extra redis --python-version 3.11 --generate-hashes -o requirements/runtime.lock
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements/dev.lock
 
 clean:

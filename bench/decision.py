@@ -36,7 +36,10 @@ def make_request(size: int) -> dict[str, Any]:
         text += SENTENCE if len(text) % 3 else PII
     body = {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "You are a helpful support agent."}, {"role": "user", "content": text}],
+        "messages": [
+            {"role": "system", "content": "You are a helpful support agent."},
+            {"role": "user", "content": text},
+        ],
         "max_tokens": 256,
     }
     return body
@@ -53,7 +56,9 @@ async def measure(size: int, iterations: int, engine: str) -> dict[str, float]:
     for i in range(iterations + iterations // 10):
         started = time.perf_counter()
         body = json.loads(raw)
-        policy_input = build_policy_input(body, principal=principal, context=context, body_bytes=len(raw))
+        policy_input = build_policy_input(
+            body, principal=principal, context=context, body_bytes=len(raw)
+        )
         outcome = await pipeline.decide(policy_input.document)
         elapsed = time.perf_counter() - started
         action = outcome.action
@@ -69,16 +74,24 @@ async def measure(size: int, iterations: int, engine: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--engine", default="embedded")
     args = parser.parse_args()
     rows = {}
-    for label, size, n in (("1 KB", 1024, args.iterations), ("16 KB", 16 * 1024, args.iterations // 2), ("128 KB", 128 * 1024, max(50, args.iterations // 10))):
+    for label, size, n in (
+        ("1 KB", 1024, args.iterations),
+        ("16 KB", 16 * 1024, args.iterations // 2),
+        ("128 KB", 128 * 1024, max(50, args.iterations // 10)),
+    ):
         rows[label] = asyncio.run(measure(size, n, args.engine))
     print(f"{'size':>8} {'bytes':>8} {'p50 µs':>10} {'p99 µs':>10}  action")
     for label, r in rows.items():
-        print(f"{label:>8} {r['bytes']:>8} {r['p50_us']:>10.1f} {r['p99_us']:>10.1f}  {r['action']}")
+        print(
+            f"{label:>8} {r['bytes']:>8} {r['p50_us']:>10.1f} {r['p99_us']:>10.1f}  {r['action']}"
+        )
     ratio = rows["128 KB"]["p50_us"] / rows["1 KB"]["p50_us"]
     print(f"128 KB / 1 KB p50 ratio: {ratio:.1f}x (linear growth: <= 128x)")
 

@@ -19,7 +19,14 @@ log = logging.getLogger("regate.audit")
 
 
 class AuditWriter:
-    def __init__(self, sink: AuditFileSink, chain: AuditChain, *, max_queue: int = 10_000, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        sink: AuditFileSink,
+        chain: AuditChain,
+        *,
+        max_queue: int = 10_000,
+        max_batch: int = 512,
+    ) -> None:
         self._sink = sink
         self._chain = chain
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(max_queue)
@@ -38,7 +45,9 @@ class AuditWriter:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="regate-audit-writer")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="regate-audit-writer"
+            )
 
     async def submit(self, event: Mapping[str, Any]) -> None:
         """Queue one unsealed event; waits while the queue is full."""

@@ -48,16 +48,39 @@ def _no_entries() -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """Bounds on one request's content (``server.request_limits``), checked before policy."""
+
+    max_messages: int = 2048  # OpenAI's own cap on embeddings inputs
+    max_parts_per_message: int = 512
+    max_tools: int = 256
+    max_json_depth: int = 64  # at most 100, the wire readers' own ceiling
+    max_metadata_entries: int = 16  # Contract 1 allows no more than 16 / 512
+    max_metadata_value_chars: int = 512
+    max_text_chars: int = 1_000_000  # size.text_chars: message texts and tool descriptions
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 4 * 1024 * 1024
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
 
 
 @dataclass(frozen=True)
 class VerificationKeyConfig:
     file: Path
     scope: str | None = None
+
+
+@dataclass(frozen=True)
+class PollingConfig:
+    """How a bundle service is polled, as OPA's ``bundles.<name>.polling`` (same defaults)."""
+
+    min_delay_seconds: float = 60.0
+    max_delay_seconds: float = 120.0
+    long_polling_timeout_seconds: int | None = None  # None: periodic polling only
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,8 @@ class PolicyConfig:
     verification_key: VerificationKeyConfig | None = None
     on_error: Literal["deny", "allow"] = "deny"
     timeout_ms: int = 250
+    polling: PollingConfig = field(default_factory=PollingConfig)
+    bundle_cache: Path = Path("bundle-cache")  # last good bundle of a bundle service
 
     @property
     def bundle_is_url(self) -> bool:
@@ -138,6 +163,19 @@ class LimitsConfig:
     quotas: tuple[QuotaConfig, ...] = (QuotaConfig("principal", requests_per_minute=600),)
 
 
+@dataclass(frozen=True)
+class DecisionLogsConfig:
+    """Upload of OPA-format decision logs (``decision_logs``); defaults are OPA's."""
+
+    url: str  # service base URL; chunks are POSTed to url + "/logs"
+    headers: Mapping[str, str] = field(default_factory=_no_entries)
+    labels: Mapping[str, str] = field(default_factory=_no_entries)
+    upload_size_limit_bytes: int = 32768
+    buffer_size_limit_events: int = 10000
+    min_delay_seconds: float = 300.0
+    max_delay_seconds: float = 600.0
+
+
 DEFAULT_PROVIDERS: Mapping[str, ProviderConfig] = MappingProxyType(
     {
         "echo": ProviderConfig("echo", "echo", region="us"),
@@ -159,6 +197,7 @@ class Config:
     audit: AuditConfig
     limits: LimitsConfig
     source: str = DEFAULTS_SOURCE
+    decision_logs: DecisionLogsConfig | None = None
 
     def route_for(self, model: str) -> tuple[RouteTarget, ...]:
         """Default route for a client model: its own entry, else ``*``, else none."""
@@ -264,7 +303,7 @@ class _Builder:
         else:
             routes = dict(DEFAULT_ROUTES) if "providers" not in data else {}
         return Config(
-            server=ServerConfig(**server),
+            server=ServerConfig(**{**server, "request_limits": RequestLimits(**server.get("request_limits", {}))}),
             policy=self._policy(data.get("policy", {})),
             principals=tuple(
                 PrincipalConfig(
@@ -286,6 +325,7 @@ class _Builder:
                 fsync=audit.get("fsync", "always"),
             ),
             limits=self._limits(data.get("limits", {})),
+            decision_logs=self._decision_logs(data["decision_logs"]) if "decision_logs" in data else None,
             source=self.located.source,
         )
 
@@ -308,7 +348,22 @@ class _Builder:
             else None,
             on_error=raw.get("on_error", "deny"),
             timeout_ms=raw.get("timeout_ms", PolicyConfig.timeout_ms),
+            polling=self._polling(raw.get("polling", {})),
+            bundle_cache=self._path(raw.get("bundle_cache", "bundle-cache"), ("policy", "bundle_cache")),
         )
+
+    def _polling(self, raw: Mapping[str, Any]) -> PollingConfig:
+        pointer: Pointer = ("policy", "polling")
+        if ("min_delay_seconds" in raw) != ("max_delay_seconds" in raw):
+            raise self.located.error(pointer, "set both min_delay_seconds and max_delay_seconds, or neither (OPA)")
+        polling = PollingConfig(
+            min_delay_seconds=float(raw.get("min_delay_seconds", PollingConfig.min_delay_seconds)),
+            max_delay_seconds=float(raw.get("max_delay_seconds", PollingConfig.max_delay_seconds)),
+            long_polling_timeout_seconds=raw.get("long_polling_timeout_seconds"),
+        )
+        if polling.min_delay_seconds > polling.max_delay_seconds:
+            raise self.located.error((*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds")
+        return polling
 
     def _provider(self, name: str, raw: Mapping[str, Any]) -> ProviderConfig:
         pointer: Pointer = ("providers", name)
@@ -334,6 +389,28 @@ class _Builder:
             redis_password=self._secret(raw.get("redis_password"), ("limits", "redis_password")),
             quotas=quotas,
         )
+
+    def _decision_logs(self, raw: Mapping[str, Any]) -> DecisionLogsConfig:
+        pointer: Pointer = ("decision_logs",)
+        _check_url(raw["url"], (*pointer, "url"), None, self.located)
+        for header in raw.get("headers", {}):
+            if header.lower() in CREDENTIAL_HEADERS:
+                raise self.located.error((*pointer, "headers", header), f"{header} carries a credential: not here")
+        if ("min_delay_seconds" in raw) != ("max_delay_seconds" in raw):
+            raise self.located.error(pointer, "set both min_delay_seconds and max_delay_seconds, or neither")
+        defaults = DecisionLogsConfig(url=raw["url"])
+        config = DecisionLogsConfig(
+            url=raw["url"],
+            headers=MappingProxyType(dict(raw.get("headers", {}))),
+            labels=MappingProxyType(dict(raw.get("labels", {}))),
+            upload_size_limit_bytes=raw.get("upload_size_limit_bytes", defaults.upload_size_limit_bytes),
+            buffer_size_limit_events=raw.get("buffer_size_limit_events", defaults.buffer_size_limit_events),
+            min_delay_seconds=float(raw.get("min_delay_seconds", defaults.min_delay_seconds)),
+            max_delay_seconds=float(raw.get("max_delay_seconds", defaults.max_delay_seconds)),
+        )
+        if config.min_delay_seconds > config.max_delay_seconds:
+            raise self.located.error((*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds")
+        return config
 
     def _secret(self, raw: Mapping[str, str] | None, pointer: Pointer) -> SecretRef | None:
         if raw is None:

@@ -58,10 +58,14 @@ def validate_decision(value: Any, *, providers: Collection[str]) -> dict[str, An
     if action != "deny":
         required = expected_action(value)
         if action != required:
-            raise DecisionError(f"action {action!r} does not match the decision's effects (expected {required!r})")
+            raise DecisionError(
+                f"action {action!r} does not match the decision's effects (expected {required!r})"
+            )
     for target in value.get("route", {}).get("targets", []):
         if target["provider"] not in providers:
-            raise DecisionError(f"route names provider {target['provider']!r}, which is not configured")
+            raise DecisionError(
+                f"route names provider {target['provider']!r}, which is not configured"
+            )
     return dict(value)
 
 

@@ -105,7 +105,9 @@ class _CopyOnWrite:
         return params  # type: ignore[return-value]
 
 
-def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def apply_redactions(
+    doc: Mapping[str, Any], redactions: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """A copy of ``doc`` with every redaction applied.
 
     Span redactions (``start``/``end`` in code points of the original text) are
@@ -136,11 +138,13 @@ def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, A
             raise DecisionError(f"redaction path {path} does not exist in the request") from None
         if not isinstance(text, str):
             raise DecisionError(f"redaction path {path} does not name a text")
-        pieces = []
+        pieces: list[str] = []
         cursor = 0
         for start, end, replacement in _merge_spans(items):
             if not 0 <= start <= end <= len(text):
-                raise DecisionError(f"redaction span {start}..{end} is outside the text at {path} ({len(text)} code points)")
+                raise DecisionError(
+                    f"redaction span {start}..{end} is outside the text at {path} ({len(text)} code points)"
+                )
             pieces.extend((text[cursor:start], replacement))
             cursor = end
         pieces.append(text[cursor:])
@@ -151,7 +155,7 @@ def apply_redactions(doc: Mapping[str, Any], redactions: Sequence[Mapping[str, A
         for path in expand_path(forward, str(redaction["path"])):
             text = resolve(forward, path)
             if isinstance(text, str):
-                writer.set(path, regex.sub(lambda _m: replacement, text))
+                writer.set(path, regex.sub(lambda _m, r=replacement: r, text))
     writer.params()  # the forward document's params are its own, for clamp_max_tokens
     return forward
 
@@ -180,8 +184,12 @@ def resolve_route(
         targets = tuple(Target(t["provider"], t.get("model") or model) for t in named)
     else:
         configured = routes.get(model) or routes.get("*") or ()
-        targets = tuple(Target(t.provider, model if t.model in ("", "*") else t.model) for t in configured)
+        targets = tuple(
+            Target(t.provider, model if t.model in ("", "*") else t.model) for t in configured
+        )
     for target in targets:
         if target.provider not in providers:
-            raise DecisionError(f"route names provider {target.provider!r}, which is not configured")
+            raise DecisionError(
+                f"route names provider {target.provider!r}, which is not configured"
+            )
     return targets

@@ -4,19 +4,33 @@ A quota names a scope and one or more counters. ``charge`` checks and charges
 every quota of a request atomically (all or nothing), so concurrent requests
 cannot overspend; tokens are reserved from an estimate before the call and
 settled with the provider's reported usage after it. Stores are registered by
-name: ``memory`` (one process) here, ``redis`` (replicas) in ``limits_redis``.
+name in ``LIMIT_STORES`` and imported lazily, so the ``redis`` client stays an
+optional dependency: ``memory`` (one process) here, ``redis`` (replicas) in
+``limits_redis``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.errors import ConfigError, RegateError
+
+if TYPE_CHECKING:
+    from engine.config import LimitsConfig
 
 WINDOWS = {"requests_per_minute": 60, "tokens_per_minute": 60, "tokens_per_day": 86400}
 SCOPES = ("principal", "team", "model", "principal_model")
+
+
+class LimitStoreUnavailable(RegateError):
+    """The quota store cannot be reached or failed; the request must not go through."""
+
+    code = "limit.store_unavailable"
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,11 @@ def counters_for(
 
 
 class LimitStore(Protocol):
-    async def charge(self, counters: Sequence[Counter], *, requests: int, tokens: int) -> ChargeResult:
+    """Every method may raise :class:`LimitStoreUnavailable`."""
+
+    async def charge(
+        self, counters: Sequence[Counter], *, requests: int, tokens: int
+    ) -> ChargeResult:
         """Charge all counters or none."""
         ...
 
@@ -98,6 +116,10 @@ class MemoryLimitStore:
 
     name = "memory"
 
+    @classmethod
+    def from_config(cls, config: LimitsConfig, env: Mapping[str, str]) -> MemoryLimitStore:
+        return cls()
+
     def __init__(self, clock: Any = time.time) -> None:
         self._counts: dict[str, tuple[int, float]] = {}  # window key -> (count, expires at)
         self._lock = asyncio.Lock()
@@ -112,7 +134,9 @@ class MemoryLimitStore:
     def _add(self, key: str, amount: int, expires: float, now: float) -> None:
         self._counts[key] = (self._get(key, now) + amount, expires)
 
-    async def charge(self, counters: Sequence[Counter], *, requests: int, tokens: int) -> ChargeResult:
+    async def charge(
+        self, counters: Sequence[Counter], *, requests: int, tokens: int
+    ) -> ChargeResult:
         async with self._lock:
             now = self._clock()
             for counter in counters:
@@ -143,10 +167,45 @@ class MemoryLimitStore:
     async def usage(self, principal_id: str) -> dict[str, int]:
         now = self._clock()
         return {
-            "requests_minute": self._get(f"p:{principal_id}:requests_per_minute:{int(now // 60)}", now),
+            "requests_minute": self._get(
+                f"p:{principal_id}:requests_per_minute:{int(now // 60)}", now
+            ),
             "tokens_minute": self._get(f"p:{principal_id}:tokens_per_minute:{int(now // 60)}", now),
             "tokens_day": self._get(f"p:{principal_id}:tokens_per_day:{int(now // 86400)}", now),
         }
 
     async def close(self) -> None:
         return None
+
+
+# Store name (config ``limits.store``) -> "module:attr" of a factory taking (LimitsConfig, env).
+LIMIT_STORES = {
+    "memory": "engine.limits:MemoryLimitStore.from_config",
+    "redis": "engine.limits_redis:RedisLimitStore.from_config",
+}
+
+
+def make_limit_store(config: LimitsConfig, env: Mapping[str, str]) -> LimitStore:
+    """The store ``config.store`` names, built from ``config`` (secrets resolved from ``env``).
+
+    >>> from engine.config import LimitsConfig
+    >>> make_limit_store(LimitsConfig(), {}).name
+    'memory'
+    """
+    spec = LIMIT_STORES.get(config.store)
+    if spec is None:
+        raise ConfigError(
+            f"unknown limits.store {config.store!r}; known: {', '.join(LIMIT_STORES)}"
+        )
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = exc.name or module_name
+        raise ConfigError(
+            f"limits.store {config.store!r} needs the {missing!r} package (not installed)"
+        ) from exc
+    for part in attr.split("."):
+        factory = getattr(factory, part)
+    store: LimitStore = factory(config, env)
+    return store

@@ -56,7 +56,12 @@ def _schema_denial(name: str, error: Any) -> dict[str, Any]:
     pointer = "/" + "/".join(str(p) for p in error.instance_path)
     return {
         "action": "deny",
-        "reasons": [{"code": f"schema.{name}", "message": f"request violates schema {name} at {pointer}: {error.message}"}],
+        "reasons": [
+            {
+                "code": f"schema.{name}",
+                "message": f"request violates schema {name} at {pointer}: {error.message}",
+            }
+        ],
         "status": SCHEMA_STATUS,
     }
 
@@ -100,13 +105,20 @@ class DecisionPipeline:
                 return self._finish(doc, decision, None, (), started)
             forward = apply_redactions(doc, decision.get("redactions", ()))
             clamp_max_tokens(forward, decision.get("limits", {}).get("max_tokens"))
-            targets = resolve_route(decision, str(doc.get("model", "")), self.routes, self.providers)
+            targets = resolve_route(
+                decision, str(doc.get("model", "")), self.routes, self.providers
+            )
         except (EvaluationError, DecisionError) as exc:
             return self._policy_failure(doc, str(exc), started)
         if not targets:
             denial = {
                 "action": "deny",
-                "reasons": [{"code": "route.none", "message": f"no route is configured for model {doc.get('model')!r}"}],
+                "reasons": [
+                    {
+                        "code": "route.none",
+                        "message": f"no route is configured for model {doc.get('model')!r}",
+                    }
+                ],
                 "status": NO_ROUTE_STATUS,
             }
             return self._finish(doc, denial, None, (), started)
@@ -138,4 +150,6 @@ class DecisionPipeline:
         *,
         quotas: tuple[Mapping[str, Any], ...] = (),
     ) -> Outcome:
-        return Outcome(doc, decision, forward, targets, quotas, (time.perf_counter() - started) * 1000)
+        return Outcome(
+            doc, decision, forward, targets, quotas, (time.perf_counter() - started) * 1000
+        )

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from adapters.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, print_error
+from adapters.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, missing_bundles, print_error
 from engine.bundle.archive import write_archive
 from engine.bundle.loader import Bundle, load_bundle
 from engine.errors import BundleError, RegateError
@@ -29,6 +29,8 @@ def bundle_files(bundle: Bundle, revision: str | None) -> dict[str, bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if missing_bundles([args.bundle]):
+        return EXIT_USAGE
     try:
         bundle = load_bundle(args.bundle)
         files = bundle_files(bundle, args.revision)

@@ -6,8 +6,16 @@ import argparse
 import json
 from typing import Any
 
+from adapters.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    load_bundle_arg,
+    missing_bundles,
+    print_error,
+    problem,
+)
 from adapters.policy_input import build_policy_input
-from adapters.cli.common import EXIT_OK, EXIT_PROBLEMS, load_bundle_arg, problem
 from engine.bundle.cases import load_cases
 from engine.errors import BundleError, InputError, RegateError
 
@@ -18,8 +26,6 @@ def check_bundle(path: str, args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {"bundle": path}
     try:
         bundle = load_bundle_arg(path, args)
-    except FileNotFoundError as exc:
-        problems.append({"file": path, "line": None, "code": BundleError.code, "message": str(exc)})
     except RegateError as exc:
         problems.append(problem(exc))
     else:
@@ -51,7 +57,13 @@ def check_bundle(path: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = [check_bundle(path, args) for path in args.bundles]
+    if missing_bundles(args.bundles):
+        return EXIT_USAGE
+    try:
+        results = [check_bundle(path, args) for path in args.bundles]
+    except OSError as exc:  # the verification key file
+        print_error(exc)
+        return EXIT_USAGE
     if args.format == "json":
         print(json.dumps({"ok": all(r["ok"] for r in results), "bundles": results}, indent=2))
     else:

@@ -30,6 +30,14 @@ def load_bundle_arg(path: str, args: argparse.Namespace) -> Bundle:
     )
 
 
+def missing_bundles(paths: list[str]) -> bool:
+    """Print a usage error for each bundle path that does not exist; whether any is missing."""
+    missing = [path for path in paths if not Path(path).exists()]
+    for path in missing:
+        print(f"regate: error: {path}: no such bundle (directory or .tar.gz)", file=sys.stderr)
+    return bool(missing)
+
+
 def read_structured_file(path: str) -> Any:
     """A JSON or YAML file (``-`` for standard input)."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")

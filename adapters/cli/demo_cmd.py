@@ -17,11 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import openai
-
-from adapters.fake_provider.server import run_in_thread
-from adapters.http.app import create_app
-from adapters.http.gateway import Gateway
 from engine.audit import verify_chain
 from engine.config import parse_config
 from engine.secrets import hash_caller_key, new_caller_key
@@ -81,6 +76,8 @@ def forwarded_text(answer: str) -> str:
 
 def run_scenario(base_url: str, key: str, scenario: Scenario) -> tuple[str, str]:
     """(decision id, what the provider received or the error the app saw)."""
+    import openai  # the SDK and the gateway load only for this command: `regate check` starts fast
+
     client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0)
     messages: Any = [{"role": "user", "content": scenario.text}]
     try:
@@ -106,6 +103,10 @@ def print_row(columns: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adapters.fake_provider.server import run_in_thread
+    from adapters.http.app import create_app
+    from adapters.http.gateway import Gateway
+
     with tempfile.TemporaryDirectory(prefix="regate-demo-") as tmp:
         directory = Path(tmp)
         keys = {"support-bot": new_caller_key("support-bot"), "eu-analyst": new_caller_key("eu-analyst")}

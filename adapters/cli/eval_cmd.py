@@ -6,9 +6,16 @@ import argparse
 import asyncio
 import json
 import os
+from dataclasses import replace
 from typing import Any
 
-from adapters.cli.common import EXIT_OK, EXIT_USAGE, load_bundle_arg, print_error, read_structured_file
+from adapters.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    load_bundle_arg,
+    print_error,
+    read_structured_file,
+)
 from adapters.policy_input import build_policy_input
 from engine.config import Config, load_config
 from engine.document import DEFAULT_PRINCIPAL, iter_texts
@@ -23,6 +30,10 @@ async def evaluate(
     bundle = load_bundle_arg(bundle_path, args)
     pipeline = make_pipeline(bundle, config, args.engine)
     try:
+        prepare = getattr(pipeline.evaluator, "prepare", None)
+        if prepare is not None:
+            # The opa engine pushes the bundle first; that is not part of the decision's time budget.
+            await prepare()
         policy_input = build_policy_input(
             body,
             api=args.api,
@@ -58,9 +69,14 @@ def render_pretty(outcome: Outcome) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, env=os.environ)
+        if getattr(args, "opa_url", None):
+            config = replace(config, policy=replace(config.policy, opa_url=args.opa_url))
         body = read_structured_file(args.request)
         principal = read_structured_file(args.principal) if args.principal else dict(DEFAULT_PRINCIPAL)
         outcome = asyncio.run(evaluate(args.bundle, body, args, config, principal))
+    except ImportError:
+        print_error(RuntimeError("--engine opa needs the opa extra (pip install 'regate[opa]')"))
+        return EXIT_USAGE
     except (RegateError, OSError, ValueError) as exc:
         print_error(exc)
         return EXIT_USAGE

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from adapters.cli.common import EXIT_USAGE, print_error
+from engine.errors import ConfigError
 from engine.secrets import hash_caller_key, new_caller_key
 
 
 def run_new(args: argparse.Namespace) -> int:
-    key = new_caller_key(args.principal)
+    try:
+        key = new_caller_key(args.principal)
+    except ConfigError as exc:
+        print_error(exc)
+        return EXIT_USAGE
     print(f"# caller key for principal {args.principal!r}: shown once, store it in the app's secret store")
     print(key)
     print("# add this line to the principal's keys in the regate config:")

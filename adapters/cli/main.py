@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--principal", metavar="FILE")
     ev.add_argument("--config", metavar="FILE", help="providers and routes to resolve against")
     ev.add_argument("--engine", choices=("embedded", "opa"))
+    ev.add_argument("--opa-url", metavar="URL", help="OPA server for --engine opa (default: the config's policy.opa_url)")
     ev.add_argument("--api", choices=("openai.chat", "openai.embeddings", "anthropic.messages", "canonical"))
     ev.add_argument("--format", choices=("pretty", "json"), default="pretty")
     _verification_options(ev)

@@ -8,11 +8,7 @@ import logging
 import os
 import sys
 
-import uvicorn
-
 from adapters.cli.common import EXIT_USAGE, print_error
-from adapters.http.app import create_app
-from adapters.http.gateway import Gateway
 from engine.config import load_config
 from engine.errors import RegateError
 
@@ -29,6 +25,13 @@ def is_loopback(host: str) -> bool:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # The gateway (Starlette, uvicorn, provider SDKs) loads only for this command,
+    # so `regate check` and friends start fast in CI.
+    import uvicorn
+
+    from adapters.http.app import create_app
+    from adapters.http.gateway import Gateway
+
     logging.basicConfig(level=os.environ.get("REGATE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config, env=os.environ)

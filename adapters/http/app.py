@@ -8,9 +8,7 @@ limit before any parsing, and stamps ``x-regate-decision-id`` on every response.
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,13 +16,20 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.http.bundles import bundle_report
 from adapters.http.errors import error_response
 from adapters.http.gateway import Gateway
-from adapters.policy_input import build_policy_input
 from engine.document import new_request_id
-from engine.errors import InputError
+from engine.resources import schema_path
 
 DECISION_HEADER = b"x-regate-decision-id"
+# The LLM API routes: every request to one is audited, including one refused here.
+AUDITED_ROUTES = {
+    "/v1/chat/completions": "openai.chat", "/v1/embeddings": "openai.embeddings", "/v1/messages": "anthropic.messages",
+}
+
+# (request id, api, status, code, message) of a request refused before it reached a route.
+OnRefused = Callable[[str, str, int, str, str], Awaitable[None]]
 
 
 def api_for_path(path: str) -> str:
@@ -35,9 +40,10 @@ def api_for_path(path: str) -> str:
 class GatewayMiddleware:
     """Request id + body limit + decision-id header, as one pure ASGI layer."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, on_refused: OnRefused | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,12 +64,13 @@ class GatewayMiddleware:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             body = await self._read_body(scope, receive)
             if body is None:
-                limit = self.max_body_bytes
-                response = error_response(
-                    api_for_path(scope["path"]), 413, "request_too_large",
-                    f"the request body is larger than the gateway's limit of {limit} bytes", request_id=request_id,
-                )
+                message = f"the request body is larger than the gateway's limit of {self.max_body_bytes} bytes"
+                api = api_for_path(scope["path"])
+                response = error_response(api, 413, "request_too_large", message, request_id=request_id)
                 await response(scope, receive, send_with_id)
+                audited_api = AUDITED_ROUTES.get(scope["path"])
+                if audited_api is not None and self.on_refused is not None:
+                    await self.on_refused(request_id, audited_api, 413, "request_too_large", message)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_with_id)
@@ -122,31 +129,23 @@ def create_app(gateway: Gateway) -> Starlette:
         return JSONResponse({"object": "list", "data": data})
 
     async def decide(request: Request) -> Response:
-        request_id = request.state.request_id
-        principal = gateway.authenticate(request)
-        if principal is None:
-            return error_response("openai.chat", 401, "invalid_api_key", "the regate API key is missing or not valid", request_id=request_id)
-        try:
-            body: Any = json.loads(await request.body())
-            if not isinstance(body, dict):
-                raise InputError("the request body must be a JSON object")
-            api = request.query_params.get("api")
-            policy_input = build_policy_input(body, api=api, principal=principal, context={"providers": {}, "usage": {}}, request_id=request_id)
-        except (ValueError, UnicodeDecodeError):
-            return error_response("openai.chat", 400, "invalid_request", "the request body is not valid JSON", request_id=request_id)
-        except InputError as exc:
-            return error_response("openai.chat", exc.status, exc.code, exc.message, request_id=request_id)
-        outcome = await gateway.pipeline.decide(policy_input.document)
-        return JSONResponse(
-            {"decision_id": request_id, "decision": outcome.decision, "forward": outcome.forward, "route": [t.as_dict() for t in outcome.targets]}
-        )
+        return await gateway.decide(request)
+
+    openapi_document = schema_path("openapi.v1.json").read_bytes()
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_document, media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        bundle = gateway.pipeline.bundle
-        body = {"ready": gateway.ready, "bundle": {"revision": bundle.revision, "digest": bundle.digest}, "engine": gateway.pipeline.evaluator.name, "providers": sorted(gateway.providers)}
+        pipeline = gateway.pipeline
+        bundle = bundle_report(pipeline, gateway.bundle_service)
+        body = {
+            "ready": gateway.ready, "bundle": bundle, "engine": pipeline.evaluator.name,
+            "providers": sorted(gateway.providers),
+        }
         return JSONResponse(body, status_code=200 if gateway.ready else 503)
 
     async def metrics(request: Request) -> Response:
@@ -172,7 +171,10 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
-    app.add_middleware(GatewayMiddleware, max_body_bytes=gateway.config.server.max_body_bytes)
+    app.add_middleware(
+        GatewayMiddleware, max_body_bytes=gateway.config.server.max_body_bytes, on_refused=gateway.refused
+    )
     return app

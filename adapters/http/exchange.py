@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from engine.audit import audit_prompt
 from engine.document import utc_now
-from engine.pipeline import Outcome
+from engine.pipeline import DecisionPipeline, Outcome
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Exchange:
     principal: dict[str, Any] | None = None
     model: str | None = None
     outcome: Outcome | None = None
+    pipeline: DecisionPipeline | None = None  # the one that decided (the active one may change meanwhile)
     provider: str | None = None
     upstream_model: str | None = None
     status: int = 200
@@ -34,7 +35,9 @@ class Exchange:
     completion_tokens: int | None = None
     error_code: str | None = None
     error_message: str | None = None
-    streaming: bool = False  # a stream audits itself when it ends
+    streaming: bool = False  # a stream audits (and settles its tokens) when it ends
+    reservation: tuple[tuple[str, int], ...] = ()  # token counters charged, to settle later
+    reserved_tokens: int = 0
 
     def fail(self, status: int, code: str, message: str) -> None:
         self.status = status

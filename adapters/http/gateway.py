@@ -9,29 +9,43 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from adapters import wire
+from adapters.decision_logs import decision_log_uploader
+from adapters.http.bundles import (
+    FIRST_ACTIVATION_TIMEOUT_S,
+    RetiredEvaluators,
+    build_pipeline,
+    bundle_service_for,
+    pending_pipeline,
+)
 from adapters.http.errors import error_response
 from adapters.http.exchange import Exchange
 from adapters.http.health import ProviderHealth
 from adapters.http.metrics import Metrics
 from adapters.http.streaming import StreamResult, TranslatedStream
-from adapters.policy_input import build_policy_input
+from adapters.policy_input import build_policy_input, parse_body
 from adapters.providers import Provider, ProviderCall, build_providers
-from adapters.providers.upstream import UPSTREAM_CLIENTS, UpstreamClient, UpstreamError, UpstreamResponse
+from adapters.providers.upstream import (
+    UPSTREAM_CLIENTS,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamResponse,
+)
 from adapters.translate.errors import upstream_error_to_client
 from adapters.translate.translator import StreamTranslator, translate_response
 from engine.audit_writer import AuditWriter
-from engine.bundle.loader import load_bundle
+from engine.bundle.loader import Bundle, load_bundle
+from adapters.bundle_service import BundleFailure
 from engine.config import Config, provider_credentials
 from engine.enforce import Target
 from engine.errors import InputError, RegateError
-from engine.limits import ChargeResult, MemoryLimitStore, counters_for
+from engine.limits import ChargeResult, LimitStoreUnavailable, counters_for, make_limit_store
 from engine.pipeline import DecisionPipeline, Outcome
 from engine.runtime import make_pipeline, provider_context
 from engine.secrets import PrincipalDirectory
@@ -60,13 +74,24 @@ class Gateway:
         self.directory = PrincipalDirectory.from_config(config)
         self.upstream = upstream or UPSTREAM_CLIENTS["aiohttp"]()
         self.providers: dict[str, Provider] = build_providers(config, credentials, self.upstream)
-        self.pipeline = pipeline or make_pipeline(self._load_bundle(), config)
+        url = pipeline is None and config.policy.bundle_is_url
+        self.bundle_service = (
+            bundle_service_for(config, activate=self._activate, on_failure=self._bundle_failed) if url else None
+        )
+        self.pipeline = pipeline or (pending_pipeline(config) if url else make_pipeline(self._load_bundle(), config))
+        self._retired = RetiredEvaluators(grace=1.0 + 4 * config.policy.timeout_ms / 1000)
         self.health = ProviderHealth()
-        self.limits = MemoryLimitStore()
+        self.limits = make_limit_store(config.limits, env)
         self.metrics = Metrics()
         self.audit = AuditWriter.for_file(str(config.audit.path))
         self.metrics.gauge("regate_audit_queue_depth", "Audit events waiting to be written.", lambda: self.audit.depth)
         self.metrics.gauge("regate_audit_events_written_total", "Audit events written.", lambda: self.audit.written)
+        self.decision_logs = decision_log_uploader(config, self.metrics)
+        self.metrics.gauge(
+            "regate_bundle_info", "The active bundle (1; 0 while none is).",
+            lambda: 1.0 if self.pipeline.bundle.digest else 0.0,
+            labels=lambda: {"revision": self.pipeline.bundle.revision, "digest": self.pipeline.bundle.digest},
+        )
 
     def _load_bundle(self) -> Any:
         policy = self.config.policy
@@ -77,19 +102,42 @@ class Gateway:
             scope=key.scope if key is not None else None,
         )
 
+    async def _activate(self, bundle: Bundle) -> None:
+        """Swap in a bundle from the bundle service; its pipeline is ready before the swap."""
+        pipeline = await build_pipeline(bundle, self.config)
+        old, self.pipeline = self.pipeline, pipeline
+        self.metrics.bundle_activations.inc()
+        self._retired.add(old.evaluator)
+
+    def _bundle_failed(self, failure: BundleFailure) -> None:
+        self.metrics.bundle_failures.inc(failure.reason)
+
     async def start(self) -> None:
         self.audit.start()
+        if self.decision_logs is not None:
+            self.decision_logs.start()
+        if self.bundle_service is not None:
+            await self.bundle_service.start(first_wait=FIRST_ACTIVATION_TIMEOUT_S)
+        else:
+            await self.pipeline.evaluator.prepare()  # the opa engine pushes the bundle now, not on a request
         for warning in self.config.warnings():
             log.warning("%s", warning)
 
     async def stop(self) -> None:
+        if self.bundle_service is not None:
+            await self.bundle_service.stop()
+        await self._retired.close_all()
         await self.audit.close()
+        if self.decision_logs is not None:
+            await self.decision_logs.close()
         await self.upstream.close()
         await self.pipeline.evaluator.close()
+        await self.limits.close()
 
     @property
     def ready(self) -> bool:
-        return bool(self.providers) and self.pipeline is not None
+        active = self.bundle_service is None or self.bundle_service.status.active
+        return bool(self.providers) and self.pipeline is not None and active
 
     # -- one request -----------------------------------------------------------------
 
@@ -101,13 +149,34 @@ class Gateway:
         key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
         return self.directory.authenticate(key)
 
+    async def refused(self, request_id: str, api: str, status: int, code: str, message: str) -> None:
+        """Audit a request the transport refused before ``handle`` (a body over the size limit)."""
+        exchange = Exchange(request_id, api)
+        exchange.fail(status, code, message)
+        await self._audit(exchange)
+
     async def handle(self, request: Request, api: str) -> Response:
+        """Serve one LLM API request written in ``api``; every outcome is audited."""
         exchange = Exchange(request.state.request_id, api)
+        return await self._guarded(exchange, self._handle(request, exchange))
+
+    async def decide(self, request: Request) -> Response:
+        """Serve ``POST /v1/decide``: the decision only, nothing forwarded; audited too.
+        Errors are in OpenAI's format, whatever the body's."""
+        exchange = Exchange(request.state.request_id, None)
+        return await self._guarded(exchange, self._decide(request, exchange))
+
+    async def _guarded(self, exchange: Exchange, work: Coroutine[Any, Any, Response]) -> Response:
         try:
-            return await self._handle(request, exchange)
+            return await work
         except InputError as exc:
             exchange.fail(exc.status, exc.code, exc.message)
             return self._error(exchange, exc.status, exc.code, exc.message)
+        except LimitStoreUnavailable as exc:
+            # Quotas cannot be checked: fail closed rather than serve unmetered.
+            log.error("request %s refused: %s", exchange.request_id, exc)
+            exchange.fail(503, exc.code, exc.message)
+            return self._error(exchange, 503, exc.code, exc.message)
         except Exception:
             # A bug, not a client error: answer in the client's format, keep the audit event.
             log.exception("unexpected error while handling request %s", exchange.request_id)
@@ -126,16 +195,17 @@ class Gateway:
             return self._error(exchange, 401, "invalid_api_key", "the regate API key is missing or not valid")
         exchange.principal = principal
         raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise InputError("the request body is not valid JSON") from None
-        if isinstance(body, dict) and isinstance(body.get("model"), str):
+        body = parse_body(raw, content_type=request.headers.get("content-type"))
+        if isinstance(body.get("model"), str):
             exchange.model = body["model"]
         context = {"providers": provider_context(self.config, self.health.snapshot()), "usage": await self.limits.usage(principal["id"])}
-        policy_input = build_policy_input(body, api=api, principal=principal, context=context, body_bytes=len(raw), request_id=exchange.request_id)
+        policy_input = build_policy_input(
+            body, api=api, principal=principal, context=context, body_bytes=len(raw), request_id=exchange.request_id,
+            limits=self.config.server.request_limits,
+        )
         exchange.model = policy_input.document.get("model")
-        outcome = await self.pipeline.decide(policy_input.document)
+        exchange.pipeline = pipeline = self.pipeline
+        outcome = await pipeline.decide(policy_input.document)
         exchange.outcome = outcome
         self.metrics.decision_seconds.observe(outcome.policy_ms / 1000)
         if not outcome.allowed:
@@ -144,7 +214,8 @@ class Gateway:
                 self.metrics.policy_errors.inc()
             exchange.status = outcome.status
             return self._denial(exchange, outcome)
-        charged = await self._charge(outcome, principal, policy_input.document)
+        charged = await self._charge(exchange, outcome, principal, policy_input.document)
+        exchange.reservation = charged.reservation
         if not charged.allowed:
             message = f"quota exceeded: {charged.field} for this caller; retry after {int(charged.retry_after) + 1} s"
             exchange.fail(429, charged.reason_code, message)
@@ -152,22 +223,67 @@ class Gateway:
         try:
             return await self._forward(exchange, outcome, body, policy_input.attachments)
         finally:
-            if exchange.prompt_tokens is not None or exchange.completion_tokens is not None:
-                used = (exchange.prompt_tokens or 0) + (exchange.completion_tokens or 0)
-                await self.limits.settle(charged.reservation, used - int(policy_input.document["size"]["estimated_tokens"]))
+            if not exchange.streaming:  # a stream settles when it ends
+                await self._settle(exchange)
 
-    async def _charge(self, outcome: Outcome, principal: Mapping[str, Any], doc: Mapping[str, Any]) -> ChargeResult:
+    async def _settle(self, exchange: Exchange) -> None:
+        """Correct the token reservation with what the provider reported: refund it
+        all when no provider answered, keep it when usage is unknown."""
+        if not exchange.reservation:
+            return
+        if exchange.provider is None:
+            used = 0
+        elif exchange.prompt_tokens is None and exchange.completion_tokens is None:
+            return
+        else:
+            used = (exchange.prompt_tokens or 0) + (exchange.completion_tokens or 0)
+        try:
+            await self.limits.settle(exchange.reservation, used - exchange.reserved_tokens)
+        except LimitStoreUnavailable as exc:
+            # The answer is already on its way; losing the correction only skews the budget.
+            log.warning("request %s: token usage not settled: %s", exchange.request_id, exc)
+
+    async def _decide(self, request: Request, exchange: Exchange) -> Response:
+        principal = self.authenticate(request)
+        if principal is None:
+            exchange.fail(401, "invalid_api_key", "the regate API key is missing or not valid")
+            return self._error(exchange, 401, "invalid_api_key", "the regate API key is missing or not valid")
+        exchange.principal = principal
+        raw = await request.body()
+        body = parse_body(raw, content_type=request.headers.get("content-type"))
+        if isinstance(body.get("model"), str):
+            exchange.model = body["model"]
+        policy_input = build_policy_input(
+            body, api=request.query_params.get("api"), principal=principal, context={"providers": {}, "usage": {}},
+            body_bytes=len(raw), request_id=exchange.request_id, limits=self.config.server.request_limits,
+        )
+        exchange.model = policy_input.document.get("model")
+        exchange.pipeline = pipeline = self.pipeline
+        outcome = exchange.outcome = await pipeline.decide(policy_input.document)
+        self.metrics.decision_seconds.observe(outcome.policy_ms / 1000)
+        exchange.api = policy_input.api if policy_input.api in wire.CLIENT_APIS else None
+        answer = {"decision_id": exchange.request_id, "decision": outcome.decision, "forward": outcome.forward}
+        return JSONResponse({**answer, "route": [t.as_dict() for t in outcome.targets]})
+
+    async def _charge(self, exchange: Exchange, outcome: Outcome, principal: Mapping[str, Any], doc: Mapping[str, Any]) -> ChargeResult:
+        """Charge every quota at once. Tokens are reserved for the worst case — the
+        prompt estimate plus the (policy-capped) ``max_tokens`` — and settled with the
+        provider's usage afterwards, so concurrent requests cannot overspend a budget."""
         quotas = [q.__dict__ for q in self.config.limits.quotas] + [dict(q) for q in outcome.quotas]
         counters = counters_for(quotas, principal, str(doc.get("model", "")))
         if not counters:
             return ChargeResult(True)
-        return await self.limits.charge(counters, requests=1, tokens=int(doc["size"]["estimated_tokens"]))
+        max_tokens = ((outcome.forward or {}).get("params") or {}).get("max_tokens")
+        completion = max_tokens if doc.get("operation") == "chat" and isinstance(max_tokens, int) else 0
+        exchange.reserved_tokens = int(doc["size"]["estimated_tokens"]) + completion
+        return await self.limits.charge(counters, requests=1, tokens=exchange.reserved_tokens)
 
     async def _forward(self, exchange: Exchange, outcome: Outcome, body: Mapping[str, Any], attachments: Mapping[str, str]) -> Response:
         client_api = str(exchange.api)
         operation = OPERATIONS[client_api]
         forward = outcome.forward or {}
         stream = bool(forward.get("params", {}).get("stream"))
+        include_usage = bool(_stream_options(body).get("include_usage"))
         last_error: tuple[int, str, str, dict[str, str]] = (502, "upstream_unavailable", "no provider could serve the request", {})
         for target in outcome.targets:
             provider = self.providers[target.provider]
@@ -178,7 +294,7 @@ class Gateway:
             if stream and provider_api == "openai.chat":
                 # Ask for the usage chunk so quotas settle on real counts; the stream
                 # translator drops it again when the client did not ask for it.
-                upstream_body["stream_options"] = {**(upstream_body.get("stream_options") or {}), "include_usage": True}
+                upstream_body["stream_options"] = {**_stream_options(upstream_body), "include_usage": True}
             call = ProviderCall(operation, provider_api, target.model, upstream_body, stream)
             started = time.perf_counter()
             try:
@@ -208,7 +324,6 @@ class Gateway:
                 return Response(json.dumps(client_error.body), client_error.status, headers, media_type="application/json")
             self.health.success(target.provider)
             if stream:
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return self._stream(exchange, response, first, provider_api, target, include_usage)
             return self._complete(exchange, response, provider_api, target)
         status, code, message, headers = last_error
@@ -245,6 +360,7 @@ class Gateway:
                 exchange.completion_tokens = translator.usage["completion_tokens"]
             if result.error_code:
                 exchange.error_code, exchange.error_message = result.error_code, result.error_message
+            await self._settle(exchange)
             await self._audit(exchange)
 
         headers = {"x-regate-decision-id": exchange.request_id}
@@ -253,7 +369,7 @@ class Gateway:
     # -- answers ------------------------------------------------------------------------
 
     def _error(self, exchange: Exchange, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> Response:
-        return error_response(str(exchange.api), status, code, message, request_id=exchange.request_id, headers=headers, extra=extra)
+        return error_response(exchange.api or "openai.chat", status, code, message, request_id=exchange.request_id, headers=headers, extra=extra)
 
     def _denial(self, exchange: Exchange, outcome: Outcome) -> Response:
         reasons = outcome.decision.get("reasons", [])
@@ -264,14 +380,20 @@ class Gateway:
         return self._error(exchange, outcome.status, code, message, extra={"reasons": reasons, "decision_id": exchange.request_id})
 
     async def _audit(self, exchange: Exchange) -> None:
-        bundle = self.pipeline.bundle
+        pipeline = exchange.pipeline or self.pipeline
+        bundle = pipeline.bundle
         event = exchange.audit_event(
-            bundle_revision=bundle.revision, bundle_digest=bundle.digest, engine=self.pipeline.evaluator.name,
+            bundle_revision=bundle.revision, bundle_digest=bundle.digest, engine=pipeline.evaluator.name,
             prompt_level=self.config.audit.prompt,
         )
         action = event["action"] or "none"
         self.metrics.requests.inc(str(exchange.api), action, exchange.provider or "none", str(exchange.status))
         await self.audit.submit(event)
+        if self.decision_logs is not None and exchange.outcome is not None:
+            self.decision_logs.record(
+                exchange.outcome, decision_id=exchange.request_id, timestamp=exchange.time, bundle=bundle,
+                handler_ms=event["latency_ms"]["total"],
+            )
 
 
 async def _first_chunk(response: UpstreamResponse) -> bytes:
@@ -285,6 +407,16 @@ async def _first_chunk(response: UpstreamResponse) -> bytes:
     except UpstreamError:
         await response.aclose()
         raise
+
+
+def _stream_options(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``stream_options`` of an OpenAI body: a passthrough field the wire layer leaves unchecked."""
+    options = body.get("stream_options")
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InputError("stream_options must be a JSON object")
+    return options
 
 
 def _usage(out: Mapping[str, Any]) -> tuple[int | None, int | None]:

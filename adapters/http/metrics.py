@@ -8,7 +8,7 @@ status codes), never from request content or credentials.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -79,9 +79,12 @@ class Gauge:
     name: str
     help: str
     read: Callable[[], float]
+    labels: Callable[[], Mapping[str, str]] | None = None  # read on scrape, like the value
 
     def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {self.read():g}"]
+        pairs = self.labels() if self.labels is not None else {}
+        sample = f"{self.name}{_labels(tuple(pairs), tuple(pairs.values()))} {self.read():g}"
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", sample]
 
 
 class Metrics:
@@ -100,14 +103,27 @@ class Metrics:
             "regate_upstream_errors_total", "Failed upstream attempts by provider and kind.", ("provider", "kind")
         )
         self.policy_errors = Counter("regate_policy_errors_total", "Decisions that failed closed (or open, when configured).")
+        self.bundle_activations = Counter(
+            "regate_bundle_activations_total", "Bundles activated from the bundle service or its cache.",
+            values={(): 0.0},
+        )
+        self.bundle_failures = Counter(
+            "regate_bundle_failures_total", "Bundle updates that failed; the previous bundle kept serving.", ("reason",)
+        )
         self.gauges: list[Gauge] = []
 
-    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        self.gauges.append(Gauge(name, help_text, read))
+    def gauge(
+        self, name: str, help_text: str, read: Callable[[], float],
+        labels: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
+        self.gauges.append(Gauge(name, help_text, read, labels))
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.decision_seconds, self.upstream_seconds, self.upstream_errors, self.policy_errors):
+        for metric in (
+            self.requests, self.decision_seconds, self.upstream_seconds, self.upstream_errors, self.policy_errors,
+            self.bundle_activations, self.bundle_failures,
+        ):
             lines += metric.render()
         for gauge in self.gauges:
             lines += gauge.render()

@@ -15,7 +15,7 @@ from typing import Any
 from adapters.providers.base import ProviderCall
 from adapters.providers.upstream import UpstreamResponse
 from adapters.translate import anthropic_messages, openai_chat, openai_embeddings
-from adapters.translate.canonical import CanonicalResponse, Event
+from adapters.translate.canonical import CanonicalResponse, Event, StopReason
 from adapters.translate.sse import serialize_all
 from engine.config import ProviderConfig
 from engine.document import estimate_tokens, new_request_id
@@ -51,6 +51,11 @@ class EchoProvider:
             return self._embeddings(call, body)
         api = call.api
         text = echo_text(body)
+        stop_reason: StopReason = "end"
+        limit = body.get("max_tokens", body.get("max_completion_tokens"))
+        if isinstance(limit, int) and estimate_tokens(len(text)) > limit:
+            # Like a real provider, never answer with more than max_tokens.
+            text, stop_reason = text[: limit * 4], "max_tokens"
         prompt_tokens = estimate_tokens(len(json.dumps(body.get("messages", []), ensure_ascii=False)))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": estimate_tokens(len(text))}
         response: CanonicalResponse = {
@@ -58,7 +63,7 @@ class EchoProvider:
             "model": call.model,
             "content": [{"type": "text", "text": text}],
             "tool_calls": [],
-            "stop_reason": "end",
+            "stop_reason": stop_reason,
             "usage": usage,  # type: ignore[typeddict-item]
         }
         if not call.stream:
@@ -90,7 +95,7 @@ async def _stream(api: str, response: CanonicalResponse, include_usage: bool) ->
     events: list[Event] = [{"type": "start", "id": response["id"], "model": response["model"]}]
     events += [{"type": "text_delta", "index": 0, "text": text[i : i + CHUNK_CHARS]} for i in range(0, len(text), CHUNK_CHARS)]
     usage = response["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
-    events += [{"type": "stop", "stop_reason": "end"}, {"type": "usage", **usage}]  # type: ignore[list-item]
+    events += [{"type": "stop", "stop_reason": response["stop_reason"]}, {"type": "usage", **usage}]  # type: ignore[list-item]
     for event in events:
         yield serialize_all(encoder.feed(event))
     yield serialize_all(encoder.finish())

@@ -164,8 +164,9 @@ class StreamTranslator:
             tail = self._decoder.finish()
             self._observe(tail)
             if self.stop_reason is None and self.error is None:
-                self.error = _error("upstream_incomplete", "the provider's stream ended early")
-                tail.append(self.error)
+                incomplete = _error("upstream_incomplete", "the stream ended early")
+                self._observe([incomplete])  # names the provider, as upstream errors do
+                tail.append(incomplete)
             if self._passthrough:  # the provider's own events already went out
                 tail = [event for event in tail if event["type"] == "error"]
             out += self._encode(tail)

@@ -26,6 +26,8 @@ EMPTY: Mapping[str, str] = MappingProxyType({})
 METADATA_MAX_KEYS = 16
 METADATA_MAX_KEY_CHARS = 64
 METADATA_MAX_VALUE_CHARS = 512
+# A ceiling for every caller; the gateway bounds depth lower with
+# server.request_limits.max_json_depth (see adapters.policy_input).
 MAX_NESTING = 100
 
 # Raster formats the providers accept; anything else (SVG, PDF, audio, ...)

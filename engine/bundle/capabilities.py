@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from engine.evaluators.regorus_ast import ref_name
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -33,7 +35,9 @@ class CapabilityViolation:
     def message(self) -> str:
         if self.forbidden:
             return f"builtin {self.builtin} is forbidden: policies may not reach the network or the process"
-        return f"builtin {self.builtin} is not supported by regate's engines (see capabilities.json)"
+        return (
+            f"builtin {self.builtin} is not supported by regate's engines (see capabilities.json)"
+        )
 
 
 @cache
@@ -42,23 +46,11 @@ def default_capabilities() -> Capabilities:
     return Capabilities(frozenset(raw["builtins"]), frozenset(raw["forbidden"]))
 
 
-def _ref_name(node: Mapping[str, Any], *, through_brackets: bool = False) -> list[str] | None:
-    """Dotted name of a ``Var``/``RefDot`` chain, or ``None`` for other shapes."""
-    if through_brackets and "RefBrack" in node:
-        return _ref_name(node["RefBrack"]["refr"], through_brackets=True)
-    if "Var" in node:
-        return [node["Var"]["value"]]
-    if "RefDot" in node:
-        inner = _ref_name(node["RefDot"]["refr"], through_brackets=through_brackets)
-        return None if inner is None else [*inner, node["RefDot"]["field"][1]]
-    return None
-
-
 def _walk_calls(node: Any) -> Iterator[tuple[list[str], int]]:
     if isinstance(node, dict):
         call = node.get("Call")
         if isinstance(call, dict) and "fcn" in call:
-            name = _ref_name(call["fcn"])
+            name = ref_name(call["fcn"])
             if name is not None:
                 yield name, int(call["span"]["line"])
         for value in node.values():
@@ -76,14 +68,14 @@ def _module_names(module: Mapping[str, Any]) -> tuple[set[str], set[str]]:
         head = spec.get("head", {})
         for shape in head.values():
             if isinstance(shape, dict) and "refr" in shape:
-                name = _ref_name(shape["refr"], through_brackets=True)
+                name = ref_name(shape["refr"], through_brackets=True)
                 if name:
                     rules.add(name[0])
             elif isinstance(shape, dict) and "name" in shape:
                 rules.add(str(shape["name"]))
         refr = spec.get("refr")
         if isinstance(refr, dict):
-            name = _ref_name(refr, through_brackets=True)
+            name = ref_name(refr, through_brackets=True)
             if name:
                 rules.add(name[0])
     aliases: set[str] = set()
@@ -93,7 +85,7 @@ def _module_names(module: Mapping[str, Any]) -> tuple[set[str], set[str]]:
         if isinstance(alias, dict):  # a span into the source text
             aliases.add(source[alias["start"] : alias["end"]].decode("utf-8"))
         else:
-            name = _ref_name(imp["refr"])
+            name = ref_name(imp["refr"])
             if name:
                 aliases.add(name[-1])
     return rules, aliases
@@ -111,7 +103,11 @@ def check_capabilities(
         file = module["source"]["file"]
         for name, line in _walk_calls(module["ast"]):
             head = name[0]
-            if head in ("data", "input") or head in aliases or (len(name) == 1 and head in local_rules):
+            if (
+                head in ("data", "input")
+                or head in aliases
+                or (len(name) == 1 and head in local_rules)
+            ):
                 continue
             dotted = ".".join(name)
             if dotted in caps.forbidden:

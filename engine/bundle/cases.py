@@ -46,7 +46,11 @@ def _lines_of_items(text: str, file: str) -> list[int]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise BundleError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=file, line=mark.line + 1 if mark else None) from None
+        raise BundleError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+        ) from None
     if not isinstance(root, yaml.MappingNode):
         raise BundleError("a case file must be a mapping with a 'cases' list", file=file, line=1)
     for key, value in root.value:
@@ -81,7 +85,9 @@ def _check_case(raw: Any, file: str, line: int) -> Case:
     for key in ("principal", "context"):
         if key in raw and not isinstance(raw[key], dict):
             raise fail(f"case {note!r}: {key!r} must be a mapping")
-    return Case(file, line, note, raw["request"], want, api, raw.get("principal"), raw.get("context"))
+    return Case(
+        file, line, note, raw["request"], want, api, raw.get("principal"), raw.get("context")
+    )
 
 
 def parse_cases(text: str, file: str) -> list[Case]:
@@ -91,7 +97,11 @@ def parse_cases(text: str, file: str) -> list[Case]:
     seen: dict[str, int] = {}
     for case in cases:
         if case.note in seen:
-            raise BundleError(f"duplicate case note {case.note!r} (first at line {seen[case.note]})", file=file, line=case.line)
+            raise BundleError(
+                f"duplicate case note {case.note!r} (first at line {seen[case.note]})",
+                file=file,
+                line=case.line,
+            )
         seen[case.note] = case.line
     return cases
 

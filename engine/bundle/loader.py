@@ -23,7 +23,7 @@ import yaml
 from engine.bundle.archive import read_archive, read_directory
 from engine.bundle.capabilities import check_capabilities
 from engine.detectors import DetectorSet, compile_detectors
-from engine.errors import BundleError
+from engine.errors import BundleError, SignatureError
 from engine.evaluators.embedded import EmbeddedEvaluator
 from engine.resources import data_dir
 
@@ -47,9 +47,7 @@ class Manifest:
 
     def covers(self, path: str) -> bool:
         """Whether a slash-separated data path lies under one of the roots."""
-        return any(
-            root == "" or path == root or path.startswith(root + "/") for root in self.roots
-        )
+        return any(root == "" or path == root or path.startswith(root + "/") for root in self.roots)
 
 
 @dataclass(frozen=True)
@@ -108,12 +106,16 @@ def _parse_manifest(raw: bytes | None, source: str) -> Manifest:
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise BundleError(f"invalid JSON in .manifest: {exc}", file=_where(source, ".manifest")) from None
+        raise BundleError(
+            f"invalid JSON in .manifest: {exc}", file=_where(source, ".manifest")
+        ) from None
     if not isinstance(value, dict):
         raise BundleError(".manifest must be a JSON object", file=_where(source, ".manifest"))
     roots = value.get("roots", [""])
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
-        raise BundleError(".manifest roots must be a list of strings", file=_where(source, ".manifest"))
+        raise BundleError(
+            ".manifest roots must be a list of strings", file=_where(source, ".manifest")
+        )
     metadata = value.get("metadata", {})
     if not isinstance(metadata, dict):
         raise BundleError(".manifest metadata must be an object", file=_where(source, ".manifest"))
@@ -121,7 +123,9 @@ def _parse_manifest(raw: bytes | None, source: str) -> Manifest:
     for i, a in enumerate(norm):
         for b in norm[i + 1 :]:
             if a == b or a == "" or b == "" or a.startswith(b + "/") or b.startswith(a + "/"):
-                raise BundleError(f"manifest roots overlap: {a!r} and {b!r}", file=_where(source, ".manifest"))
+                raise BundleError(
+                    f"manifest roots overlap: {a!r} and {b!r}", file=_where(source, ".manifest")
+                )
     return Manifest(str(value.get("revision", "")), norm, metadata)
 
 
@@ -133,7 +137,9 @@ def _parse_data_file(path: str, raw: bytes, source: str) -> Any:
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         line = line + 1 if isinstance(line, int) else getattr(exc, "lineno", None)
-        raise BundleError(f"cannot parse data file: {exc}", file=_where(source, path), line=line) from None
+        raise BundleError(
+            f"cannot parse data file: {exc}", file=_where(source, path), line=line
+        ) from None
 
 
 def _merge(target: dict[str, Any], value: Mapping[str, Any], where: str) -> None:
@@ -156,10 +162,13 @@ def _place_data(files: Mapping[str, bytes], manifest: Manifest, source: str) -> 
         prefix = [p for p in path.rsplit("/", 1)[0].split("/") if p] if "/" in path else []
         if not prefix and not isinstance(value, dict):
             raise BundleError("a root data file must hold a JSON object", file=_where(source, path))
-        for key in (value if not prefix else {prefix[-1]: value}):
+        for key in value if not prefix else {prefix[-1]: value}:
             full = "/".join([*prefix[:-1], key]) if prefix else key
             if not manifest.covers(full):
-                raise BundleError(f"data path {full!r} is outside the manifest roots {list(manifest.roots)}", file=_where(source, path))
+                raise BundleError(
+                    f"data path {full!r} is outside the manifest roots {list(manifest.roots)}",
+                    file=_where(source, path),
+                )
         nested: Any = value
         for key in reversed(prefix):
             nested = {key: nested}
@@ -174,7 +183,9 @@ def _parse_module(path: str, raw: bytes, source: str, *, from_library: bool = Fa
         raise BundleError("policy file is not UTF-8", file=_where(source, path)) from None
     match = _PACKAGE.search(text)
     if match is None:
-        raise BundleError("policy file has no package declaration", file=_where(source, path), line=1)
+        raise BundleError(
+            "policy file has no package declaration", file=_where(source, path), line=1
+        )
     line = text.count("\n", 0, match.start(1)) + 1
     package = match.group(1).replace('["', ".").replace('"]', "")
     return Module(path, text, package, line, from_library)
@@ -190,9 +201,15 @@ def _library_modules() -> list[Module]:
 
 
 def _compile_schemas(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    raw = data.get("regate", {}).get("request_schemas", {}) if isinstance(data.get("regate"), dict) else {}
+    raw = (
+        data.get("regate", {}).get("request_schemas", {})
+        if isinstance(data.get("regate"), dict)
+        else {}
+    )
     if not isinstance(raw, dict):
-        raise BundleError("data.regate.request_schemas must be an object of JSON Schemas", file=source)
+        raise BundleError(
+            "data.regate.request_schemas must be an object of JSON Schemas", file=source
+        )
     compiled = {}
     for name, schema in sorted(raw.items()):
         try:
@@ -200,6 +217,13 @@ def _compile_schemas(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         except Exception as exc:  # jsonschema_rs raises ValidationError/ValueError on bad schemas
             raise BundleError(f"request schema {name!r} is invalid: {exc}", file=source) from None
     return compiled
+
+
+def _module_where(modules: list[Module], source: str, path: str) -> str:
+    """Where a module the engine names lives: the bundle, or the ``rules/`` library."""
+    module = next((m for m in modules if m.path == path), None)
+    library = module is not None and module.from_library
+    return _where(str(data_dir("rules")) if library else source, path)
 
 
 def bundle_digest(files: Mapping[str, bytes]) -> str:
@@ -234,16 +258,23 @@ def load_bundle(
         elif path.is_file():
             files = read_archive(path)
         else:
-            raise BundleError("bundle not found (expected a directory or a .tar.gz file)", file=source_str)
+            raise BundleError(
+                "bundle not found (expected a directory or a .tar.gz file)", file=source_str
+            )
     verified = False
     if verification_key is not None:
         from engine.bundle.signing import verify_files
 
-        verify_files(files, key=verification_key, algorithm=verification_alg, scope=scope)
+        try:
+            verify_files(files, key=verification_key, algorithm=verification_alg, scope=scope)
+        except SignatureError as exc:  # the message names the file inside the bundle
+            raise SignatureError(exc.message, file=exc.file or source_str, line=exc.line) from None
         verified = True
 
     manifest = _parse_manifest(files.get(".manifest"), source_str)
-    modules = [_parse_module(p, raw, source_str) for p, raw in sorted(files.items()) if p.endswith(".rego")]
+    modules = [
+        _parse_module(p, raw, source_str) for p, raw in sorted(files.items()) if p.endswith(".rego")
+    ]
     for module in modules:
         if not manifest.covers(module.package.replace(".", "/")):
             raise BundleError(
@@ -254,23 +285,31 @@ def load_bundle(
     carries_library = any(m.package.startswith("regate.lib") for m in modules)
     if not carries_library and any("data.regate.lib" in m.text for m in modules):
         if not manifest.covers(LIBRARY_PREFIX):
-            raise BundleError(f"policies import data.regate.lib but the manifest roots do not cover {LIBRARY_PREFIX}", file=_where(source_str, ".manifest"))
+            raise BundleError(
+                f"policies import data.regate.lib but the manifest roots do not cover {LIBRARY_PREFIX}",
+                file=_where(source_str, ".manifest"),
+            )
         modules.extend(_library_modules())
     data = _place_data(files, manifest, source_str)
 
-    evaluator = EmbeddedEvaluator([(m.path, m.text) for m in modules], data)
+    try:
+        evaluator = EmbeddedEvaluator([(m.path, m.text) for m in modules], data)
+    except BundleError as exc:
+        where = _module_where(modules, source_str, exc.file) if exc.file else source_str
+        raise BundleError(exc.message, file=where, line=exc.line) from None
     violations = check_capabilities(evaluator.ast())
     if violations:
         first = violations[0]
-        module = next((m for m in modules if m.path == first.file), None)
-        where = _where(source_str if module is None or not module.from_library else str(data_dir("rules")), first.file)
+        where = _module_where(modules, source_str, first.file)
         raise BundleError(first.message(), file=where, line=first.line)
 
     regate_data = data.get("regate", {}) if isinstance(data.get("regate"), dict) else {}
     try:
         detectors = compile_detectors(regate_data.get("detectors", []))
     except BundleError as exc:
-        raise BundleError(exc.message, file=exc.file or _where(source_str, "data.json"), line=exc.line) from None
+        raise BundleError(
+            exc.message, file=exc.file or _where(source_str, "data.json"), line=exc.line
+        ) from None
     schemas = _compile_schemas(data, _where(source_str, "data.json"))
     return Bundle(
         source=source_str,

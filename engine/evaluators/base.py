@@ -48,9 +48,17 @@ class Evaluator(Protocol):
 
     name: str
 
-    def evaluate(self, query: str, input_doc: Mapping[str, Any]) -> Any:
+    async def evaluate(self, query: str, input_doc: Mapping[str, Any]) -> Any:
         """Value of ``query`` (a rule path such as ``data.regate.decision``) or
         ``None`` when undefined."""
+        ...
+
+    async def prepare(self) -> None:
+        """Make the bundle ready to evaluate (the OPA engine pushes it); call before serving."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the evaluator holds (connections, pushed policies)."""
         ...
 
 
@@ -59,5 +67,7 @@ def evaluator_class(name: str) -> type[Any]:
     try:
         module_name, attr = _REGISTRY[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown evaluator {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise ValueError(
+            f"unknown evaluator {name!r}; known: {', '.join(sorted(_REGISTRY))}"
+        ) from None
     return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]

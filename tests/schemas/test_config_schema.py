@@ -39,6 +39,7 @@ def test_schema_is_draft_2020_12_with_its_id() -> None:
         "routes",
         "audit",
         "limits",
+        "decision_logs",
     }
 
 

@@ -18,8 +18,13 @@ import rego.v1
 
 import data.regate.lib.decision as verdict
 import data.regate.lib.models
-import data.regate.lib.pii
-import data.regate.lib.secrets
+
+# Library rules are imported one by one: regorus evaluates every rule of a
+# package that is referenced through a package import (pii.reasons would
+# compute pii.redactions too), and functions are unaffected.
+import data.regate.lib.models.not_allowed as model_not_allowed
+import data.regate.lib.pii.reasons as pii_reasons
+import data.regate.lib.secrets.deny_reasons as secret_reasons
 
 settings := data.regate.policy
 
@@ -29,11 +34,11 @@ eu_principal if models.principal_label("region") in eu_regions
 
 eu_route := models.region_route(eu_regions)
 
-deny_reasons contains r if some r in secrets.deny_reasons
+deny_reasons contains r if some r in secret_reasons
 
-deny_reasons contains r if some r in pii.reasons
+deny_reasons contains r if some r in pii_reasons
 
-deny_reasons contains r if some r in models.not_allowed
+deny_reasons contains r if some r in model_not_allowed
 
 deny_reasons contains verdict.reason("route.no_eu_provider", msg) if {
 	eu_principal

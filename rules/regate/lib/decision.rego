@@ -9,13 +9,15 @@
 #     deny        reasons that refuse the request (set or array)
 #     status      HTTP status of a denial (default 403)
 #     reasons     reasons reported when the request goes through (pii, route)
-#     redactions  Contract 2 redactions (set or array)
+#     redactions  Contract 2 redactions (a set, or an array already in order)
 #     route       ordered route targets [{"provider", "model"}]
 #     limits      {"max_tokens": n, "quotas": [...]}
 #   A denial carries only its deny reasons and status; otherwise reasons come
-#   sorted by code, redactions by path and offset, and redactions, route and
-#   limits appear only when non-empty. Sets become sorted arrays, so OPA and
-#   regorus return the same JSON.
+#   sorted by code, a set of redactions sorted by path and offset (an array
+#   keeps its order: regate.lib.pii.redactions is already sorted, and sorting
+#   it again would cost a pass per finding), and redactions, route and limits
+#   appear only when non-empty. Sets become sorted arrays, so OPA and regorus
+#   return the same JSON.
 package regate.lib.decision
 
 import rego.v1
@@ -51,7 +53,9 @@ decide(parts) := d if {
 	present := {key: _shape(key, value) | some key, value in optional; count(value) > 0}
 }
 
-_shape("redactions", rs) := sorted_redactions(rs)
+_shape("redactions", rs) := rs if is_array(rs)
+
+else := sorted_redactions(rs)
 
 _shape("route", targets) := {"targets": _ordered(targets)}
 

@@ -67,6 +67,12 @@ test_redactions_sorted_by_path_then_offsets_pattern_paths_first if {
 	d.redactions == [pattern, _redaction, later, other]
 }
 
+test_redaction_array_keeps_its_order if {
+	later := object.union(_redaction, {"start": 20, "end": 25})
+	d := decision.decide({"redactions": [later, _redaction]})
+	d.redactions == [later, _redaction]
+}
+
 test_route_set_is_sorted if {
 	first := {"provider": "a-eu", "model": "m"}
 	d := decision.decide({"route": {_target, first}})

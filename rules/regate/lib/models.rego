@@ -41,7 +41,7 @@ not_allowed contains reason if {
 	not allowed(model, allowlist)
 	reason := {
 		"code": "model.not_allowed",
-		"message": sprintf("model %v is not on this policy's allowlist", [json.marshal(model)]),
+		"message": sprintf("model \"%v\" is not on this policy's allowlist", [model]),
 	}
 }
 

@@ -34,27 +34,33 @@ _policy := data.regate.policy
 replacements := object.union(default_replacements, object.get(_policy, "replacements", {}))
 
 # replacement(id) is the placeholder that replaces a finding of detector id.
-replacement(id) := r if {
-	r := replacements[id]
-} else := _derived_placeholder(id)
+replacement(id) := object.get(replacements, id, _derived_placeholder(id))
 
 _derived_placeholder(id) := sprintf("[%s]", [upper(parts[count(parts) - 1])]) if parts := split(id, ".")
-
-# found is every pii finding of the input.
-found := {f | some f in input.findings; f.category == "pii"}
-
-# redactions is one Contract 2 redaction per finding. Findings of different
-# detectors may overlap (a phone number inside an e-mail address); the
-# enforcer merges overlapping spans and the wider, earlier one's replacement
-# wins. (Dropping contained findings here would cost a comparison per pair of
-# findings: too slow for a pasted contact list.)
-redactions := {r |
-	some f in found
-	r := {"path": f.path, "start": f.start, "end": f.end, "replacement": replacement(f.detector)}
-}
 
 # reasons is one reason per detector that found personal data:
 # {"code": "pii.email", "message": "email address in a user message"}.
 # A policy that redacts reports them with the redactions; a strict policy
 # denies with them.
-reasons contains findings.reason(id, found, labels) if some id in findings.detectors(found)
+reasons := findings.category_reasons("pii", labels)
+
+# _placeholders maps each pii detector id of the input to its placeholder:
+# reasons has one entry per detector, so replacement() runs once per
+# detector rather than once per finding.
+_placeholders := {r.code: replacement(r.code) | some r in reasons}
+
+# redactions is one Contract 2 redaction per pii finding, as an array sorted
+# by path, start, end and replacement, without duplicates: the order
+# regate.lib.decision gives a set of redactions, built in two passes over the
+# findings. Findings of different detectors may overlap (a phone number
+# inside an e-mail address); the enforcer merges overlapping spans and the
+# wider, earlier one's replacement wins. (Dropping contained findings here
+# would cost a comparison per pair of findings: too slow for a pasted
+# contact list.)
+redactions := [{"path": k[0], "start": k[1], "end": k[2], "replacement": k[3]} | some k in spans] if {
+	placeholders := _placeholders
+	spans := sort({[f.path, f.start, f.end, placeholders[f.detector]] |
+		some f in input.findings
+		f.category == "pii"
+	})
+}

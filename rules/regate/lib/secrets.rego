@@ -27,9 +27,6 @@ labels := {
 	"secret.jwt": "JSON Web Token",
 }
 
-# found is every secret finding of the input.
-found := {f | some f in input.findings; f.category == "secret"}
-
 # deny_reasons is one reason per detector that found a secret:
 # {"code": "secret.aws_access_key", "message": "AWS access key id in a user message"}.
-deny_reasons contains findings.reason(id, found, labels) if some id in findings.detectors(found)
+deny_reasons := findings.category_reasons("secret", labels)

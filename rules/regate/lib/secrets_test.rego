@@ -33,3 +33,9 @@ test_pii_is_not_a_secret if {
 test_no_findings_no_reasons if {
 	count(secrets.deny_reasons) == 0 with input as {"messages": _messages}
 }
+
+test_secret_without_a_path_is_still_reported if {
+	pathless := json.remove(_aws_user, ["path"])
+	rs := secrets.deny_reasons with input as {"messages": _messages, "findings": [pathless]}
+	rs == {{"code": "secret.aws_access_key", "message": "AWS access key id in a message message"}}
+}
