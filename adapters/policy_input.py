@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, NoReturn
@@ -105,9 +105,13 @@ def _check_media_type(content_type: str | None) -> None:
     if not content_type or not content_type.strip():
         return
     media, *params = (part.strip().lower() for part in content_type.split(";"))
-    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
         shown = _quote(media)
-        raise InputError(f"content type {shown} is not supported; send application/json", status=415)
+        raise InputError(
+            f"content type {shown} is not supported; send application/json", status=415
+        )
     for param in params:
         name, _, value = param.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
@@ -193,7 +197,9 @@ def _canonical_input(
     if error is not None:
         pointer = "/" + "/".join(str(p) for p in error.instance_path)
         message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-        raise InputError(f"the canonical document is not valid at {pointer}: {message}", param=pointer)
+        raise InputError(
+            f"the canonical document is not valid at {pointer}: {message}", param=pointer
+        )
     doc = copy.deepcopy(dict(body))
     doc["version"] = VERSION
     if request_id is not None or not isinstance(doc.get("id"), str):
@@ -239,27 +245,40 @@ def _canonical_validator() -> jsonschema_rs.Draft202012Validator:
 # --- values and limits ------------------------------------------------------------------
 
 
-def check_values(body: Any, *, max_depth: int) -> None:
+def check_values(body: Mapping[str, Any] | list[Any], *, max_depth: int) -> None:
     """Refuse what no policy engine can take: nesting deeper than ``max_depth``
     (the top-level object is depth 1), numbers that are not finite or not below
-    2^63 in magnitude, and strings holding lone surrogates (not Unicode text)."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
+    2^63 in magnitude, and strings holding lone surrogates (not Unicode text).
+
+    Walks every value once, on the hot path: scalars are checked where they are
+    met, and the slow ``Mapping`` check comes only after the concrete types.
+    """
+    stack: list[tuple[Iterable[Any], int]] = [(_children(body), 1)]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            _check_text(value)
-        elif isinstance(value, Mapping | list | tuple):
-            if depth > max_depth:
-                limit = f"{LIMITS_KEY}.max_json_depth"
-                raise InputError(f"the request is nested more than {max_depth} levels deep ({limit})")
-            if isinstance(value, Mapping):
-                for key in value:
-                    _check_text(key)
-                stack.extend((item, depth + 1) for item in value.values())
-            else:
-                stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, int | float) and not _representable(value):
-            raise InputError("the request holds a number that is not finite or not below 2^63 in magnitude")
+        children, depth = stack.pop()
+        if depth > max_depth:
+            limit = f"{LIMITS_KEY}.max_json_depth"
+            raise InputError(f"the request is nested more than {max_depth} levels deep ({limit})")
+        for child in children:
+            if isinstance(child, str):
+                if not child.isascii():
+                    _check_text(child)
+            elif isinstance(child, dict | list | tuple | Mapping):
+                stack.append((_children(child), depth + 1))
+            elif isinstance(child, int | float) and not _representable(child):
+                raise InputError(
+                    "the request holds a number that is not finite or not below 2^63 in magnitude"
+                )
+
+
+def _children(container: Mapping[str, Any] | list[Any] | tuple[Any, ...]) -> Iterable[Any]:
+    """The values in ``container``, once its keys (texts too) are checked."""
+    if isinstance(container, list | tuple):
+        return container
+    for key in container:
+        if isinstance(key, str) and not key.isascii():
+            _check_text(key)
+    return container.values()
 
 
 def _representable(number: float) -> bool:
@@ -268,33 +287,62 @@ def _representable(number: float) -> bool:
     return finite and -MAX_NUMBER < number < MAX_NUMBER
 
 
-def _check_text(text: Any) -> None:
-    if isinstance(text, str) and not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InputError("the request holds a string with a lone surrogate, which is not Unicode text") from None
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            "the request holds a string with a lone surrogate, which is not Unicode text"
+        ) from None
 
 
 def check_limits(doc: Mapping[str, Any], limits: RequestLimits) -> None:
     """Raise :class:`LimitExceeded` naming the first of ``limits`` that ``doc`` exceeds."""
     messages = doc.get("messages", [])
-    _at_most(len(messages), limits.max_messages, "max_messages", "the request has {n} messages")
+    _at_most(len(messages), limits.max_messages, "max_messages", "the request has", "messages")
     for i, message in enumerate(messages):
-        count = len(message.get("content", []))
-        what = f"messages[{i}] has {{n}} content parts"
-        _at_most(count, limits.max_parts_per_message, "max_parts_per_message", what)
-    _at_most(len(doc.get("tools", [])), limits.max_tools, "max_tools", "the request defines {n} tools")
+        parts = len(message.get("content", []))
+        _at_most(
+            parts,
+            limits.max_parts_per_message,
+            "max_parts_per_message",
+            f"messages[{i}] has",
+            "content parts",
+        )
+    _at_most(
+        len(doc.get("tools", [])), limits.max_tools, "max_tools", "the request defines", "tools"
+    )
     metadata = doc.get("metadata", {})
-    _at_most(len(metadata), limits.max_metadata_entries, "max_metadata_entries", "the request has {n} metadata entries")
+    entries = len(metadata)
+    _at_most(
+        entries,
+        limits.max_metadata_entries,
+        "max_metadata_entries",
+        "the request has",
+        "metadata entries",
+    )
     for key, value in metadata.items():
-        what = f"metadata value {_quote(key)} has {{n}} characters"
-        _at_most(len(value), limits.max_metadata_value_chars, "max_metadata_value_chars", what)
+        subject = f"metadata value {_quote(key)} has"
+        _at_most(
+            len(value),
+            limits.max_metadata_value_chars,
+            "max_metadata_value_chars",
+            subject,
+            "characters",
+        )
     text_chars = doc["size"]["text_chars"]
-    _at_most(text_chars, limits.max_text_chars, "max_text_chars", "the request holds {n} characters of text")
+    _at_most(
+        text_chars,
+        limits.max_text_chars,
+        "max_text_chars",
+        "the request holds",
+        "characters of text",
+    )
 
 
-def _at_most(n: int, limit: int, key: str, what: str) -> None:
+def _at_most(n: int, limit: int, key: str, subject: str, unit: str) -> None:
+    # ``subject`` may quote the client's text: it is joined, never used as a format string.
     if n > limit:
         name = f"{LIMITS_KEY}.{key}"
-        raise LimitExceeded(f"{what.format(n=n)}, more than this gateway's limit of {limit} ({name})", limit=name)
+        message = f"{subject} {n} {unit}, more than this gateway's limit of {limit} ({name})"
+        raise LimitExceeded(message, limit=name)

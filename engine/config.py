@@ -176,6 +176,29 @@ class DecisionLogsConfig:
     max_delay_seconds: float = 600.0
 
 
+@dataclass(frozen=True)
+class BreakerConfig:
+    """Circuit breaker of each provider (``routing.breaker``)."""
+
+    failure_threshold: int = 5  # failures in a row that open it (Envoy's consecutive_5xx default)
+    cooldown_seconds: float = 30.0  # open this long, then half-open
+    half_open_probes: int = 1  # attempts let through at a time while half-open
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """How a route is executed (``routing``): retries, fallbacks, their budget, breakers."""
+
+    max_attempts: int = 5  # upstream calls per request, retries and fallbacks included
+    # Off by default: the SDKs retry on their own (twice), and retries multiply during an
+    # incident; falling back along the route needs no retry.
+    max_retries_per_target: int = 0
+    budget_seconds: float = 60.0  # no retry or fallback starts later than this after the first
+    backoff_base_ms: int = 250
+    backoff_max_ms: int = 4000  # also the longest retry-after honoured; longer ones move on
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+
+
 DEFAULT_PROVIDERS: Mapping[str, ProviderConfig] = MappingProxyType(
     {
         "echo": ProviderConfig("echo", "echo", region="us"),
@@ -198,6 +221,7 @@ class Config:
     limits: LimitsConfig
     source: str = DEFAULTS_SOURCE
     decision_logs: DecisionLogsConfig | None = None
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
     def route_for(self, model: str) -> tuple[RouteTarget, ...]:
         """Default route for a client model: its own entry, else ``*``, else none."""
@@ -326,6 +350,7 @@ class _Builder:
             ),
             limits=self._limits(data.get("limits", {})),
             decision_logs=self._decision_logs(data["decision_logs"]) if "decision_logs" in data else None,
+            routing=self._routing(data.get("routing", {})),
             source=self.located.source,
         )
 
@@ -389,6 +414,24 @@ class _Builder:
             redis_password=self._secret(raw.get("redis_password"), ("limits", "redis_password")),
             quotas=quotas,
         )
+
+    def _routing(self, raw: Mapping[str, Any]) -> RoutingConfig:
+        default, breaker = RoutingConfig(), raw.get("breaker", {})
+        routing = RoutingConfig(
+            max_attempts=raw.get("max_attempts", default.max_attempts),
+            max_retries_per_target=raw.get("max_retries_per_target", default.max_retries_per_target),
+            budget_seconds=float(raw.get("budget_seconds", default.budget_seconds)),
+            backoff_base_ms=raw.get("backoff_base_ms", default.backoff_base_ms),
+            backoff_max_ms=raw.get("backoff_max_ms", default.backoff_max_ms),
+            breaker=BreakerConfig(
+                failure_threshold=breaker.get("failure_threshold", default.breaker.failure_threshold),
+                cooldown_seconds=float(breaker.get("cooldown_seconds", default.breaker.cooldown_seconds)),
+                half_open_probes=breaker.get("half_open_probes", default.breaker.half_open_probes),
+            ),
+        )
+        if routing.backoff_base_ms > routing.backoff_max_ms:
+            raise self.located.error(("routing", "backoff_base_ms"), "must not be greater than backoff_max_ms")
+        return routing
 
     def _decision_logs(self, raw: Mapping[str, Any]) -> DecisionLogsConfig:
         pointer: Pointer = ("decision_logs",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from engine.bundle.loader import Bundle
@@ -18,11 +19,15 @@ def routes_from_config(config: Config) -> dict[str, tuple[Target, ...]]:
     }
 
 
-def provider_context(config: Config, health: dict[str, bool] | None = None) -> dict[str, Any]:
-    """``context.providers`` for the policy: type, region and health, never credentials."""
+def provider_context(config: Config, health: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """``context.providers`` for the policy: type, region and health, never credentials.
+
+    ``health`` holds what the gateway knows of each provider (``healthy``, its
+    circuit breaker's ``state``); a provider it does not mention is healthy.
+    """
     health = health or {}
     return {
-        name: {"type": p.type, "region": p.region, "healthy": health.get(name, True)}
+        name: {"type": p.type, "region": p.region, "healthy": True, **health.get(name, {})}
         for name, p in config.providers.items()
     }
 

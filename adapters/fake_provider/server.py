@@ -42,8 +42,12 @@ def run_in_thread(
     *,
     startup_timeout: float = 10.0,
     graceful_timeout: int = 2,
+    http: str = "h11",
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a daemon thread; yield its URL, e.g. ``http://127.0.0.1:41234``.
+
+    ``http`` defaults to uvicorn's pure-Python ``h11`` protocol: the fake
+    provider's ``reset`` and mid-stream cuts reach the socket through it.
 
     ``port=0`` picks a free port: the socket is bound before the server starts,
     so the URL is known and no other process can take the port in between.
@@ -59,6 +63,8 @@ def run_in_thread(
         access_log=False,
         lifespan="auto",
         ws="none",
+        http=http,
+        loop="asyncio",
         timeout_graceful_shutdown=graceful_timeout,
     )
     server = uvicorn.Server(config)

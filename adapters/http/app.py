@@ -23,13 +23,15 @@ from engine.document import new_request_id
 from engine.resources import schema_path
 
 DECISION_HEADER = b"x-regate-decision-id"
-# The LLM API routes: every request to one is audited, including one refused here.
-AUDITED_ROUTES = {
+# The audited routes and the API each speaks (``/v1/decide``'s is not known before its body
+# is read): every request to one is audited, including one refused here.
+AUDITED_ROUTES: dict[str, str | None] = {
     "/v1/chat/completions": "openai.chat", "/v1/embeddings": "openai.embeddings", "/v1/messages": "anthropic.messages",
+    "/v1/decide": None,
 }
 
 # (request id, api, status, code, message) of a request refused before it reached a route.
-OnRefused = Callable[[str, str, int, str, str], Awaitable[None]]
+OnRefused = Callable[[str, str | None, int, str, str], Awaitable[None]]
 
 
 def api_for_path(path: str) -> str:
@@ -64,13 +66,15 @@ class GatewayMiddleware:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             body = await self._read_body(scope, receive)
             if body is None:
-                message = f"the request body is larger than the gateway's limit of {self.max_body_bytes} bytes"
+                message = (
+                    f"the request body is larger than the gateway's limit of {self.max_body_bytes} bytes "
+                    "(server.max_body_bytes)"
+                )
                 api = api_for_path(scope["path"])
                 response = error_response(api, 413, "request_too_large", message, request_id=request_id)
                 await response(scope, receive, send_with_id)
-                audited_api = AUDITED_ROUTES.get(scope["path"])
-                if audited_api is not None and self.on_refused is not None:
-                    await self.on_refused(request_id, audited_api, 413, "request_too_large", message)
+                if scope["path"] in AUDITED_ROUTES and self.on_refused is not None:
+                    await self.on_refused(request_id, AUDITED_ROUTES[scope["path"]], 413, "request_too_large", message)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_with_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -26,18 +25,13 @@ from adapters.http.bundles import (
 )
 from adapters.http.errors import error_response
 from adapters.http.exchange import Exchange
-from adapters.http.health import ProviderHealth
+from adapters.http.health import CircuitBreakers
 from adapters.http.metrics import Metrics
+from adapters.http.routing import RouteExecutor, Served
 from adapters.http.streaming import StreamResult, TranslatedStream
 from adapters.policy_input import build_policy_input, parse_body
 from adapters.providers import Provider, ProviderCall, build_providers
-from adapters.providers.upstream import (
-    UPSTREAM_CLIENTS,
-    UpstreamClient,
-    UpstreamError,
-    UpstreamResponse,
-)
-from adapters.translate.errors import upstream_error_to_client
+from adapters.providers.upstream import UPSTREAM_CLIENTS, UpstreamClient, UpstreamResponse
 from adapters.translate.translator import StreamTranslator, translate_response
 from engine.audit_writer import AuditWriter
 from engine.bundle.loader import Bundle, load_bundle
@@ -53,7 +47,6 @@ from engine.secrets import PrincipalDirectory
 log = logging.getLogger("regate.gateway")
 
 ANONYMOUS = {"id": "anonymous", "kind": "user", "labels": {}}
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 OPERATIONS = {"openai.chat": "chat", "openai.embeddings": "embeddings", "anthropic.messages": "chat"}
 
 
@@ -80,9 +73,14 @@ class Gateway:
         )
         self.pipeline = pipeline or (pending_pipeline(config) if url else make_pipeline(self._load_bundle(), config))
         self._retired = RetiredEvaluators(grace=1.0 + 4 * config.policy.timeout_ms / 1000)
-        self.health = ProviderHealth()
+        self.health = CircuitBreakers(self.providers, config.routing.breaker)
         self.limits = make_limit_store(config.limits, env)
         self.metrics = Metrics()
+        self.router = RouteExecutor(self.providers, self.health, config.routing, self.metrics, secrets=self._secrets)
+        self.metrics.gauge_family(
+            "regate_circuit_breaker_state", "Circuit breaker of each provider: 0 closed, 1 half-open, 2 open.",
+            ("provider",), self.health.gauge,
+        )
         self.audit = AuditWriter.for_file(str(config.audit.path))
         self.metrics.gauge("regate_audit_queue_depth", "Audit events waiting to be written.", lambda: self.audit.depth)
         self.metrics.gauge("regate_audit_events_written_total", "Audit events written.", lambda: self.audit.written)
@@ -149,7 +147,7 @@ class Gateway:
         key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
         return self.directory.authenticate(key)
 
-    async def refused(self, request_id: str, api: str, status: int, code: str, message: str) -> None:
+    async def refused(self, request_id: str, api: str | None, status: int, code: str, message: str) -> None:
         """Audit a request the transport refused before ``handle`` (a body over the size limit)."""
         exchange = Exchange(request_id, api)
         exchange.fail(status, code, message)
@@ -284,52 +282,30 @@ class Gateway:
         forward = outcome.forward or {}
         stream = bool(forward.get("params", {}).get("stream"))
         include_usage = bool(_stream_options(body).get("include_usage"))
-        last_error: tuple[int, str, str, dict[str, str]] = (502, "upstream_unavailable", "no provider could serve the request", {})
-        for target in outcome.targets:
-            provider = self.providers[target.provider]
+
+        def plan(target: Target, provider: Provider) -> ProviderCall:
+            """One target's call, written afresh from the intact forward document."""
             provider_api = provider.wire_api(operation, client_api)
-            upstream_body = wire.from_canonical(
-                provider_api, dict(forward, model=target.model), attachments, original=body if provider_api == client_api else None
-            )
+            original = body if provider_api == client_api else None
+            upstream_body = wire.from_canonical(provider_api, dict(forward, model=target.model), attachments, original=original)
             if stream and provider_api == "openai.chat":
                 # Ask for the usage chunk so quotas settle on real counts; the stream
                 # translator drops it again when the client did not ask for it.
                 upstream_body["stream_options"] = {**_stream_options(upstream_body), "include_usage": True}
-            call = ProviderCall(operation, provider_api, target.model, upstream_body, stream)
-            started = time.perf_counter()
-            try:
-                response = await provider.send(call)
-                first = await _first_chunk(response) if stream and response.status < 400 else b""
-            except UpstreamError as exc:
-                self.health.failure(target.provider)
-                self.metrics.upstream_errors.inc(target.provider, exc.kind)
-                last_error = (502, f"upstream_{exc.kind}", f"provider {target.provider!r}: {exc}", {})
-                continue
-            exchange.upstream_ms = (time.perf_counter() - started) * 1000
-            self.metrics.upstream_seconds.observe(exchange.upstream_ms / 1000, target.provider)
-            exchange.provider, exchange.upstream_model = target.provider, target.model
-            if response.status >= 400:
-                data = await response.read()
-                client_error = upstream_error_to_client(
-                    provider_api, response.status, data, client_api, target.provider, headers=response.headers, secrets=self._secrets
-                )
-                headers = {"retry-after": str(client_error.retry_after)} if client_error.retry_after else {}
-                last_error = (client_error.status, _code(client_error.body), _message(client_error.body), headers)
-                if response.status in RETRYABLE_STATUS:
-                    self.health.failure(target.provider)
-                    self.metrics.upstream_errors.inc(target.provider, str(response.status))
-                    continue
-                exchange.fail(client_error.status, last_error[1], last_error[2])
-                headers["x-regate-decision-id"] = exchange.request_id
-                return Response(json.dumps(client_error.body), client_error.status, headers, media_type="application/json")
-            self.health.success(target.provider)
+            return ProviderCall(operation, provider_api, target.model, upstream_body, stream)
+
+        result = await self.router.execute(outcome.targets, plan, client_api=client_api, request_id=exchange.request_id)
+        exchange.upstream_ms = result.upstream_ms
+        if isinstance(result, Served):
+            exchange.provider, exchange.upstream_model = result.target.provider, result.target.model
             if stream:
-                return self._stream(exchange, response, first, provider_api, target, include_usage)
-            return self._complete(exchange, response, provider_api, target)
-        status, code, message, headers = last_error
-        exchange.provider = exchange.upstream_model = None
-        exchange.fail(status, code, message)
-        return self._error(exchange, status, code, message, headers=headers)
+                return self._stream(exchange, result.response, result.first, result.api, result.target, include_usage)
+            return self._complete(exchange, result.response, result.api, result.target)
+        if result.target is not None:  # the provider's own answer (a 4xx), translated
+            exchange.provider, exchange.upstream_model = result.target.provider, result.target.model
+        exchange.fail(result.status, result.code, result.message)
+        headers = {**result.headers, "x-regate-decision-id": exchange.request_id}
+        return Response(json.dumps(result.body), result.status, headers, media_type="application/json")
 
     def _complete(self, exchange: Exchange, response: UpstreamResponse, provider_api: str, target: Target) -> Response:
         client_api = str(exchange.api)
@@ -360,6 +336,8 @@ class Gateway:
                 exchange.completion_tokens = translator.usage["completion_tokens"]
             if result.error_code:
                 exchange.error_code, exchange.error_message = result.error_code, result.error_message
+                if result.error_code.startswith("upstream_"):  # cut mid-way: counts against the provider
+                    self.health.failure(target.provider)
             await self._settle(exchange)
             await self._audit(exchange)
 
@@ -396,19 +374,6 @@ class Gateway:
             )
 
 
-async def _first_chunk(response: UpstreamResponse) -> bytes:
-    """Read until the first byte arrives, so a failure before it can still fall back."""
-    if response.chunks is None:
-        return response.body
-    try:
-        return await anext(response.chunks)
-    except StopAsyncIteration:
-        return b""
-    except UpstreamError:
-        await response.aclose()
-        raise
-
-
 def _stream_options(body: Mapping[str, Any]) -> Mapping[str, Any]:
     """``stream_options`` of an OpenAI body: a passthrough field the wire layer leaves unchecked."""
     options = body.get("stream_options")
@@ -424,14 +389,3 @@ def _usage(out: Mapping[str, Any]) -> tuple[int | None, int | None]:
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     return prompt, completion
-
-
-def _code(body: Mapping[str, Any]) -> str:
-    error = body.get("error")
-    code = error.get("code") if isinstance(error, Mapping) else None
-    return str(code) if code else "upstream_error"
-
-
-def _message(body: Mapping[str, Any]) -> str:
-    error = body.get("error")
-    return str(error.get("message", "")) if isinstance(error, Mapping) else "upstream error"

@@ -87,6 +87,21 @@ class Gauge:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", sample]
 
 
+@dataclass
+class GaugeFamily:
+    """A gauge with one sample per label values, all read on scrape."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    read: Callable[[], Mapping[tuple[str, ...], float]]
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        lines += [f"{self.name}{_labels(self.labels, k)} {v:g}" for k, v in sorted(self.read().items())]
+        return lines
+
+
 class Metrics:
     """The gateway's metrics; ``render()`` is the body of ``GET /metrics``."""
 
@@ -103,6 +118,14 @@ class Metrics:
             "regate_upstream_errors_total", "Failed upstream attempts by provider and kind.", ("provider", "kind")
         )
         self.policy_errors = Counter("regate_policy_errors_total", "Decisions that failed closed (or open, when configured).")
+        self.retries = Counter(
+            "regate_upstream_retries_total", "Retries of a route target, by provider and the failure retried.",
+            ("provider", "reason"),
+        )
+        self.fallbacks = Counter(
+            "regate_upstream_fallbacks_total", "Moves from one route target to the next, by provider left and tried.",
+            ("from_provider", "to_provider"),
+        )
         self.bundle_activations = Counter(
             "regate_bundle_activations_total", "Bundles activated from the bundle service or its cache.",
             values={(): 0.0},
@@ -110,7 +133,7 @@ class Metrics:
         self.bundle_failures = Counter(
             "regate_bundle_failures_total", "Bundle updates that failed; the previous bundle kept serving.", ("reason",)
         )
-        self.gauges: list[Gauge] = []
+        self.gauges: list[Gauge | GaugeFamily] = []
 
     def gauge(
         self, name: str, help_text: str, read: Callable[[], float],
@@ -118,10 +141,16 @@ class Metrics:
     ) -> None:
         self.gauges.append(Gauge(name, help_text, read, labels))
 
+    def gauge_family(
+        self, name: str, help_text: str, labels: tuple[str, ...], read: Callable[[], Mapping[tuple[str, ...], float]]
+    ) -> None:
+        self.gauges.append(GaugeFamily(name, help_text, labels, read))
+
     def render(self) -> str:
         lines: list[str] = []
         for metric in (
-            self.requests, self.decision_seconds, self.upstream_seconds, self.upstream_errors, self.policy_errors,
+            self.requests, self.decision_seconds, self.upstream_seconds, self.upstream_errors, self.retries,
+            self.fallbacks, self.policy_errors,
             self.bundle_activations, self.bundle_failures,
         ):
             lines += metric.render()

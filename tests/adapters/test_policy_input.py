@@ -46,7 +46,9 @@ CANONICAL: dict[str, Any] = {
         (b"{}", "application/json; charset=latin-1", 415, "charset=utf-8"),
     ],
 )
-def test_hostile_bytes_are_input_errors(raw: bytes, content_type: str | None, status: int, words: str) -> None:
+def test_hostile_bytes_are_input_errors(
+    raw: bytes, content_type: str | None, status: int, words: str
+) -> None:
     with pytest.raises(InputError) as caught:
         parse_body(raw, content_type=content_type)
 
@@ -81,7 +83,17 @@ def test_the_same_key_in_different_objects_is_not_a_duplicate() -> None:
         ({"seed": -(2**63)}, "2^63"),
         ({"metadata": {"k": "\ud800"}}, "lone surrogate"),
         ({"metadata": {"\udfff": "v"}}, "lone surrogate"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"maximum": 1e300}}}]}, "2^63"),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"maximum": 1e300}},
+                    }
+                ]
+            },
+            "2^63",
+        ),
         ({"temperature": float("inf")}, "not finite"),
     ],
 )
@@ -93,7 +105,9 @@ def test_values_no_policy_engine_can_take_are_refused(extra: dict[str, Any], wor
 
 
 def test_numbers_just_inside_the_engines_range_are_read() -> None:
-    doc = build_policy_input({**CHAT, "seed": 2**63 - 1, "max_tokens": 9}, api="openai.chat").document
+    doc = build_policy_input(
+        {**CHAT, "seed": 2**63 - 1, "max_tokens": 9}, api="openai.chat"
+    ).document
     assert doc["params"]["max_tokens"] == 9
 
 
@@ -133,18 +147,40 @@ TOOL = {"type": "function", "function": {"name": "f"}}
 @pytest.mark.parametrize(
     ("body", "limit", "words"),
     [
-        ({**CHAT, "messages": [{"role": "user", "content": "a"}] * 4}, "max_messages", "4 messages"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": "a"}] * 4},
+            "max_messages",
+            "4 messages",
+        ),
         ({"model": "e", "input": ["a"] * 4}, "max_messages", "4 messages"),
-        ({**CHAT, "messages": [{"role": "user", "content": [TEXT] * 3}]}, "max_parts_per_message", "messages[0] has 3"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": [TEXT] * 3}]},
+            "max_parts_per_message",
+            "messages[0] has 3",
+        ),
         ({**CHAT, "tools": [TOOL, TOOL]}, "max_tools", "2 tools"),
-        ({**CHAT, "metadata": {"a": "1", "b": "2", "c": "3"}}, "max_metadata_entries", "3 metadata"),
+        (
+            {**CHAT, "metadata": {"a": "1", "b": "2", "c": "3"}},
+            "max_metadata_entries",
+            "3 metadata",
+        ),
         ({**CHAT, "metadata": {"a": "123456"}}, "max_metadata_value_chars", "'a' has 6 characters"),
-        ({**CHAT, "messages": [{"role": "user", "content": "x" * 51}]}, "max_text_chars", "51 characters"),
-        ({**CHAT, "tools": [{**TOOL, "function": {"name": "f", "description": "d" * 49}}]}, "max_text_chars", "51"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": "x" * 51}]},
+            "max_text_chars",
+            "51 characters",
+        ),
+        (
+            {**CHAT, "tools": [{**TOOL, "function": {"name": "f", "description": "d" * 49}}]},
+            "max_text_chars",
+            "51",
+        ),
         ({**CANONICAL, "messages": CANONICAL["messages"] * 4}, "max_messages", "4 messages"),
     ],
 )
-def test_each_limit_refuses_with_413_naming_it(body: dict[str, Any], limit: str, words: str) -> None:
+def test_each_limit_refuses_with_413_naming_it(
+    body: dict[str, Any], limit: str, words: str
+) -> None:
     with pytest.raises(LimitExceeded) as caught:
         build_policy_input(body, limits=TIGHT)
 
@@ -152,6 +188,14 @@ def test_each_limit_refuses_with_413_naming_it(body: dict[str, Any], limit: str,
     assert (error.status, error.code) == (413, "request_too_large")
     assert error.limit == f"server.request_limits.{limit}"
     assert words in error.message and error.limit in error.message
+
+
+def test_a_limit_message_quotes_the_clients_text_verbatim() -> None:
+    body = {**CHAT, "metadata": {"{x} {n}": "123456"}}
+    with pytest.raises(LimitExceeded) as caught:
+        build_policy_input(body, limits=TIGHT)
+
+    assert caught.value.message.startswith("metadata value '{x} {n}' has 6 characters, more than")
 
 
 def test_a_request_at_every_limit_passes() -> None:
@@ -178,7 +222,10 @@ def test_without_limits_a_canonical_document_reaches_the_bundles_own_bounds() ->
         ({"messages": "hi"}, "/messages"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "/messages/0/content"),
         ({"messages": [{"role": "wizard", "content": []}]}, "/messages/0/role"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}, "/messages/0/content/0"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]},
+            "/messages/0/content/0",
+        ),
         ({"tools": [{"description": "no name"}]}, "/tools/0"),
         ({"params": {"temperature": 9}}, "/params/temperature"),
         ({"metadata": {"k": 1}}, "/metadata/k"),
@@ -186,7 +233,9 @@ def test_without_limits_a_canonical_document_reaches_the_bundles_own_bounds() ->
         ({"model": ""}, "/model"),
     ],
 )
-def test_a_canonical_document_must_have_contract_1_content(change: dict[str, Any], pointer: str) -> None:
+def test_a_canonical_document_must_have_contract_1_content(
+    change: dict[str, Any], pointer: str
+) -> None:
     with pytest.raises(InputError) as caught:
         build_policy_input({**CANONICAL, **change})
 
@@ -194,8 +243,14 @@ def test_a_canonical_document_must_have_contract_1_content(change: dict[str, Any
 
 
 def test_a_canonical_document_gets_the_gateways_id_and_its_own_fields() -> None:
-    body = {**CANONICAL, "id": "client-chosen", "principal": {"id": "forged", "kind": "app", "labels": {}}}
-    doc = build_policy_input(body, principal={"id": "p", "kind": "user", "labels": {}}, request_id="req_X").document
+    body = {
+        **CANONICAL,
+        "id": "client-chosen",
+        "principal": {"id": "forged", "kind": "app", "labels": {}},
+    }
+    doc = build_policy_input(
+        body, principal={"id": "p", "kind": "user", "labels": {}}, request_id="req_X"
+    ).document
 
     assert doc["id"] == "req_X" and doc["principal"]["id"] == "p"
     assert (doc["tools"], doc["params"], doc["metadata"], doc["findings"]) == ([], {}, {}, [])
@@ -208,4 +263,8 @@ def test_request_limits_come_from_config_with_safe_defaults() -> None:
 
     assert config.server.request_limits == replace(RequestLimits(), max_tools=4, max_json_depth=30)
     defaults = parse_config("", source="x", env={}, base_dir=Path(".")).server.request_limits
-    assert defaults == RequestLimits() and defaults.max_messages == 2048 and defaults.max_json_depth == 64
+    assert (
+        defaults == RequestLimits()
+        and defaults.max_messages == 2048
+        and defaults.max_json_depth == 64
+    )

@@ -42,7 +42,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         tried = sum(statuses.values())
         server_errors = sum(n for status, n in statuses.items() if status >= 500)
         spread = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
-        terminalreporter.write_line(f"{suite}: {tried} inputs tried, {server_errors} server errors (5xx) [{spread}]")
+        terminalreporter.write_line(
+            f"{suite}: {tried} inputs tried, {server_errors} server errors (5xx) [{spread}]"
+        )
 
 
 @dataclass
@@ -59,7 +61,9 @@ class LiveGateway:
     def auth(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.key}"}
 
-    def post(self, suite: str, path: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
+    def post(
+        self, suite: str, path: str, content: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
         self.sent += 1
         response = self.client.post(path, content=content, headers={**self.auth, **headers})
         record(suite, response.status_code)
@@ -94,7 +98,9 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGatew
         "audit": {"path": "audit.jsonl", "fsync": "never"},
         "limits": {"quotas": []},
     }
-    parsed = parse_config(json.dumps(config), source=str(root / "regate.yaml"), env={}, base_dir=root)
+    parsed = parse_config(
+        json.dumps(config), source=str(root / "regate.yaml"), env={}, base_dir=root
+    )
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(run_in_thread(create_app(Gateway(parsed, env={}))))
         client = stack.enter_context(httpx.Client(base_url=url, timeout=30.0))

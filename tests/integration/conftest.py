@@ -43,7 +43,7 @@ from adapters.http.gateway import Gateway
 from engine.config import parse_config
 from engine.secrets import hash_caller_key, new_caller_key
 
-API_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/messages")
+API_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/messages", "/v1/decide")
 
 # Provider name -> (type, path under the fake, region, environment variable of its key).
 PROVIDERS: Mapping[str, tuple[str, str, str, str]] = {

@@ -59,7 +59,9 @@ class Hostile:
     sent: int = 0
     seen: list[dict[str, Any]] = field(default_factory=list)
 
-    def post(self, path: str, content: bytes, content_type: str | None = "application/json") -> httpx.Response:
+    def post(
+        self, path: str, content: bytes, content_type: str | None = "application/json"
+    ) -> httpx.Response:
         headers = {"authorization": f"Bearer {self.key}"}
         if content_type is not None:
             headers["content-type"] = content_type
@@ -73,7 +75,11 @@ class Hostile:
         lines: list[str] = []
         while time.monotonic() < deadline:
             # Split on newlines only: str.splitlines() also splits on U+2028 and kin inside texts.
-            lines = self.audit_path.read_text(encoding="utf-8").split("\n")[:-1] if self.audit_path.exists() else []
+            lines = (
+                self.audit_path.read_text(encoding="utf-8").split("\n")[:-1]
+                if self.audit_path.exists()
+                else []
+            )
             if len(lines) >= self.sent:
                 break
             time.sleep(0.01)
@@ -90,7 +96,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         "principals": [{"id": "tester", "kind": "app", "keys": [hash_caller_key(key)]}],
         "audit": {"path": "audit.jsonl", "fsync": "never"},
     }
-    parsed = parse_config(json.dumps(config), source=str(root / "regate.yaml"), env={}, base_dir=root)
+    parsed = parse_config(
+        json.dumps(config), source=str(root / "regate.yaml"), env={}, base_dir=root
+    )
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(run_in_thread(create_app(Gateway(parsed, env={}))))
         client = stack.enter_context(httpx.Client(base_url=url, timeout=10.0))
@@ -115,7 +123,9 @@ def assert_client_error(response: httpx.Response, path: str, status: int) -> dic
     return error
 
 
-def assert_audited(hostile: Hostile, response: httpx.Response, path: str, status: int, code: str) -> dict[str, Any]:
+def assert_audited(
+    hostile: Hostile, response: httpx.Response, path: str, status: int, code: str
+) -> dict[str, Any]:
     event = hostile.event()
     assert event["id"] == response.headers["x-regate-decision-id"]
     assert (event["status"], event["error"]["code"], event["action"]) == (status, code, None)
@@ -130,24 +140,60 @@ DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
 BAD_BYTES = [
     ("invalid UTF-8", b'{"model": "gpt-4o-mini\xff"}', "application/json", 400, "not valid UTF-8"),
     ("UTF-16", '{"model": "m"}'.encode("utf-16"), "application/json", 400, "not valid UTF-8"),
-    ("truncated JSON", b'{"model": "gpt-4o-mini", "messages": [', "application/json", 400, "not valid JSON"),
+    (
+        "truncated JSON",
+        b'{"model": "gpt-4o-mini", "messages": [',
+        "application/json",
+        400,
+        "not valid JSON",
+    ),
     ("trailing garbage", b'{"model": "m"} x', "application/json", 400, "not valid JSON"),
     ("empty body", b"", "application/json", 400, "empty"),
     ("blank body", b" \n ", "application/json", 400, "empty"),
     ("text/plain", b'{"model": "m"}', "text/plain", 415, "not supported"),
     ("form", b"model=m", "application/x-www-form-urlencoded", 415, "not supported"),
     ("latin-1 charset", b'{"model": "m"}', "application/json; charset=iso-8859-1", 415, "charset"),
-    ("huge integer", b'{"model": "m", "max_tokens": ' + b"9" * 4000 + b"}", "application/json", 400, "2^63"),
-    ("integer past Python's limit", b'{"n": ' + b"1" * 5000 + b"}", "application/json", 400, "too large"),
-    ("float overflow", b'{"model": "m", "temperature": 1e999}', "application/json", 400, "not finite"),
+    (
+        "huge integer",
+        b'{"model": "m", "max_tokens": ' + b"9" * 4000 + b"}",
+        "application/json",
+        400,
+        "2^63",
+    ),
+    (
+        "integer past Python's limit",
+        b'{"n": ' + b"1" * 5000 + b"}",
+        "application/json",
+        400,
+        "too large",
+    ),
+    (
+        "float overflow",
+        b'{"model": "m", "temperature": 1e999}',
+        "application/json",
+        400,
+        "not finite",
+    ),
     ("NaN", b'{"model": "m", "temperature": NaN}', "application/json", 400, "NaN"),
     ("deep array", DEEP_ARRAY, None, 400, "nested too deeply"),
-    ("duplicate keys", b'{"model": "gpt-4o-mini", "model": "x", "messages": []}', None, 400, "repeats the key 'model'"),
+    (
+        "duplicate keys",
+        b'{"model": "gpt-4o-mini", "model": "x", "messages": []}',
+        None,
+        400,
+        "repeats the key 'model'",
+    ),
     ("array", b'[{"model": "m"}]', "application/json", 400, "JSON object"),
     ("string", b'"hello"', "application/json", 400, "JSON object"),
     ("number", b"42", "application/json", 400, "JSON object"),
     ("null", b"null", "application/json", 400, "JSON object"),
-    ("lone surrogate", b'{"model": "m", "metadata": {"k": "\\udc00"}}', "application/json", 400, "lone surrogate"),
+    (
+        "lone surrogate",
+        b'{"model": "m", "metadata": {"k": "\\udc00"}}',
+        "application/json",
+        400,
+        "lone surrogate",
+    ),
 ]
 
 
@@ -176,7 +222,10 @@ CHAT = {"model": "gpt-4o-mini", "messages": [HI]}
 MESSAGES = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [HI]}
 EMBED = {"model": "text-embedding-3-small", "input": ["hi"]}
 CANONICAL: dict[str, Any] = {
-    "version": "regate.request/v1", "api": "openai.chat", "operation": "chat", "model": "gpt-4o-mini",
+    "version": "regate.request/v1",
+    "api": "openai.chat",
+    "operation": "chat",
+    "model": "gpt-4o-mini",
     "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
 }
 OA_TOOL = {"type": "function", "function": {"name": "f"}}
@@ -192,12 +241,33 @@ def _deep(depth: int) -> dict[str, Any]:
 
 OVER_LIMITS = [
     ("/v1/chat/completions", {**CHAT, "messages": [HI] * 4}, "max_messages"),
-    ("/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": [PART] * 3}]}, "max_parts_per_message"),
+    (
+        "/v1/chat/completions",
+        {**CHAT, "messages": [{"role": "user", "content": [PART] * 3}]},
+        "max_parts_per_message",
+    ),
     ("/v1/chat/completions", {**CHAT, "tools": [OA_TOOL, OA_TOOL]}, "max_tools"),
-    ("/v1/chat/completions", {**CHAT, "metadata": {"a": "1", "b": "2", "c": "3"}}, "max_metadata_entries"),
-    ("/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "x" * 201}]}, "max_text_chars"),
-    ("/v1/messages", {**MESSAGES, "messages": [HI, {"role": "assistant", "content": "a"}, HI, HI]}, "max_messages"),
-    ("/v1/messages", {**MESSAGES, "messages": [{"role": "user", "content": [PART] * 3}]}, "max_parts_per_message"),
+    ("/v1/chat/completions", {**CHAT, "metadata": {"{x}": "123456"}}, "max_metadata_value_chars"),
+    (
+        "/v1/chat/completions",
+        {**CHAT, "metadata": {"a": "1", "b": "2", "c": "3"}},
+        "max_metadata_entries",
+    ),
+    (
+        "/v1/chat/completions",
+        {**CHAT, "messages": [{"role": "user", "content": "x" * 201}]},
+        "max_text_chars",
+    ),
+    (
+        "/v1/messages",
+        {**MESSAGES, "messages": [HI, {"role": "assistant", "content": "a"}, HI, HI]},
+        "max_messages",
+    ),
+    (
+        "/v1/messages",
+        {**MESSAGES, "messages": [{"role": "user", "content": [PART] * 3}]},
+        "max_parts_per_message",
+    ),
     ("/v1/messages", {**MESSAGES, "tools": [{"name": "a", "input_schema": {}}] * 2}, "max_tools"),
     ("/v1/messages", {**MESSAGES, "metadata": {"user_id": "123456"}}, "max_metadata_value_chars"),
     ("/v1/messages", {**MESSAGES, "system": "s" * 199}, "max_text_chars"),
@@ -208,7 +278,9 @@ OVER_LIMITS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "body", "limit"), OVER_LIMITS, ids=[f"{p} {k}" for p, _, k in OVER_LIMITS])
+@pytest.mark.parametrize(
+    ("path", "body", "limit"), OVER_LIMITS, ids=[f"{p} {k}" for p, _, k in OVER_LIMITS]
+)
 def test_a_request_over_a_limit_gets_413_naming_the_limit(
     hostile: Hostile, path: str, body: dict[str, Any], limit: str
 ) -> None:
@@ -229,30 +301,40 @@ def test_nesting_beyond_the_configured_depth_is_400(hostile: Hostile, path: str)
     assert_audited(hostile, response, path, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("path", [p for p in PATHS if p != "/v1/decide"])
-def test_a_body_over_the_byte_limit_gets_413_and_an_audit_event(hostile: Hostile, path: str) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_a_body_over_the_byte_limit_gets_413_and_an_audit_event(
+    hostile: Hostile, path: str
+) -> None:
     body = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * MAX_BODY}]}).encode()
     response = hostile.post(path, body)
 
     error = assert_client_error(response, path, 413)
-    assert str(MAX_BODY) in error["message"]
+    assert f"{MAX_BODY} bytes (server.max_body_bytes)" in error["message"]
     event = hostile.event()
     assert (event["id"], event["status"], event["error"]["code"]) == (
-        response.headers["x-regate-decision-id"], 413, "request_too_large",
+        response.headers["x-regate-decision-id"],
+        413,
+        "request_too_large",
     )
+    assert event["api"] == API_OF.get(path) and event["principal"] is None  # refused before reading
 
 
 # --- the same gateway still serves good requests --------------------------------------------
 
 GOOD = [
-    ("/v1/chat/completions", {**CHAT, "messages": [HI] * 3, "tools": [OA_TOOL], "metadata": {"a": "12345", "b": ""}}),
+    (
+        "/v1/chat/completions",
+        {**CHAT, "messages": [HI] * 3, "tools": [OA_TOOL], "metadata": {"a": "12345", "b": ""}},
+    ),
     ("/v1/messages", MESSAGES),
     ("/v1/embeddings", {**EMBED, "input": ["a", "b", "c"]}),
 ]
 
 
 @pytest.mark.parametrize(("path", "body"), GOOD, ids=[p for p, _ in GOOD])
-def test_requests_at_every_limit_are_served(hostile: Hostile, path: str, body: dict[str, Any]) -> None:
+def test_requests_at_every_limit_are_served(
+    hostile: Hostile, path: str, body: dict[str, Any]
+) -> None:
     response = hostile.post(path, json.dumps(body).encode())
 
     assert response.status_code == 200, response.text
@@ -267,4 +349,8 @@ def test_decide_reads_a_canonical_document_and_audits_the_decision(hostile: Host
     answer = response.json()
     event = hostile.event()
     assert event["id"] == answer["decision_id"] == response.headers["x-regate-decision-id"]
-    assert (event["api"], event["action"], event["status"]) == ("openai.chat", answer["decision"]["action"], 200)
+    assert (event["api"], event["action"], event["status"]) == (
+        "openai.chat",
+        answer["decision"]["action"],
+        200,
+    )

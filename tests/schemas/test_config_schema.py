@@ -40,6 +40,7 @@ def test_schema_is_draft_2020_12_with_its_id() -> None:
         "audit",
         "limits",
         "decision_logs",
+        "routing",
     }
 
 
