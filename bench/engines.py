@@ -53,10 +53,14 @@ def requests() -> list[tuple[dict[str, Any], dict[str, Any]]]:
     for i, text in enumerate(TEXTS):
         for principal in (US, EU):
             for model in ("gpt-4o-mini", "llama-3" if i == 0 else "gpt-4o"):
-                body = {"model": model, "max_tokens": 256, "messages": [
-                    {"role": "system", "content": "You are a helpful support agent."},
-                    {"role": "user", "content": text},
-                ]}
+                body = {
+                    "model": model,
+                    "max_tokens": 256,
+                    "messages": [
+                        {"role": "system", "content": "You are a helpful support agent."},
+                        {"role": "user", "content": text},
+                    ],
+                }
                 out.append((body, principal))
     return out
 
@@ -71,7 +75,16 @@ def _free_port() -> int:
 def opa_server(opa_bin: str) -> Iterator[str]:
     """A fresh ``opa run --server`` on a free loopback port, stopped on exit."""
     url = f"http://127.0.0.1:{_free_port()}"
-    command = [opa_bin, "run", "--server", "--addr", url[7:], "--disable-telemetry", "--log-level", "error"]
+    command = [
+        opa_bin,
+        "run",
+        "--server",
+        "--addr",
+        url[7:],
+        "--disable-telemetry",
+        "--log-level",
+        "error",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -103,13 +116,21 @@ async def measure(config: Config, iterations: int) -> dict[str, dict[str, list[f
     await evaluators["opa"].prepare()
     pipelines = {
         name: DecisionPipeline(
-            bundle, ev, providers=config.providers.keys(), routes=routes_from_config(config), timeout_ms=5_000
+            bundle,
+            ev,
+            providers=config.providers.keys(),
+            routes=routes_from_config(config),
+            timeout_ms=5_000,
         )
         for name, ev in evaluators.items()
     }
     context = {"providers": provider_context(config), "usage": {}}
-    docs = [build_policy_input(body, principal=p, context=context).document for body, p in requests()]
-    samples: dict[str, dict[str, list[float]]] = {name: {"decide": [], "rego": []} for name in pipelines}
+    docs = [
+        build_policy_input(body, principal=p, context=context).document for body, p in requests()
+    ]
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"decide": [], "rego": []} for name in pipelines
+    }
     actions: dict[str, set[str]] = {name: set() for name in pipelines}
     warmup = max(1, iterations // 10)
     try:
@@ -136,7 +157,9 @@ async def measure(config: Config, iterations: int) -> dict[str, dict[str, list[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--opa-bin", default=shutil.which("opa") or str(Path.home() / "go/bin/opa"))
     args = parser.parse_args()
@@ -145,12 +168,18 @@ def main() -> None:
         config = replace(config, policy=replace(config.policy, engine="opa", opa_url=url))
         samples = asyncio.run(measure(config, args.iterations))
     n = len(samples["embedded"]["decide"])
-    print(f"default bundle, {len(requests())} distinct requests, {n} decisions per engine (same requests, same run)")
-    print(f"{'':14}{'embedded p50':>14}{'p99':>10}{'OPA p50':>12}{'p99':>10}{'ratio p50':>11}{'p99':>8}")
+    print(
+        f"default bundle, {len(requests())} distinct requests, {n} decisions per engine (same requests, same run)"
+    )
+    print(
+        f"{'':14}{'embedded p50':>14}{'p99':>10}{'OPA p50':>12}{'p99':>10}{'ratio p50':>11}{'p99':>8}"
+    )
     for row, label in (("decide", "decision path"), ("rego", "Rego only")):
         e50, e99 = _percentiles(samples["embedded"][row])
         o50, o99 = _percentiles(samples["opa"][row])
-        print(f"{label:14}{e50:>12.0f}µs{e99:>8.0f}µs{o50:>10.0f}µs{o99:>8.0f}µs{o50 / e50:>10.1f}x{o99 / e99:>7.1f}x")
+        print(
+            f"{label:14}{e50:>12.0f}µs{e99:>8.0f}µs{o50:>10.0f}µs{o99:>8.0f}µs{o50 / e50:>10.1f}x{o99 / e99:>7.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ some streaming, send the load. Phases::
     campaign  N requests, faults on                 -> success rate, added latency
     forbidden N/10 requests from a principal whose decision allows the primary only
                                                     -> requests reaching the fallback (must be 0)
-    soak      the campaign's load for --soak-seconds -> gateway RSS over time
+    soak      the campaign's faults for --soak-seconds, unpaced -> gateway RSS over time
 
 Then regate stops and its audit events are counted against the requests sent.
 A stream cut mid-answer cannot fall back (its first bytes reached the client);
@@ -20,7 +20,8 @@ it must end in an SDK error, so the success rate is given over the other
 requests, next to the raw one. ``tests/integration/test_fault_campaign.py``
 runs the same campaign, smaller, in-process.
 
-    python bench/fault_campaign.py [--requests 10000] [--soak-seconds 600] [--concurrency 32]
+    python bench/fault_campaign.py [--requests 10000] [--soak-seconds 600] [--rate 50]
+                                   [--concurrency 64]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,11 @@ _COMMON: list[tuple[float, dict[str, Any]]] = [
     (0.03, {"first_byte_ms": SLOW_MS}),
 ]
 PLAIN_FAULTS = [*_COMMON, (0.03, {"disconnect_after_chunks": 0})]
-STREAM_FAULTS = [*_COMMON, (0.015, {"disconnect_after_chunks": 0}), (0.015, {"disconnect_after_chunks": 2})]
+STREAM_FAULTS = [
+    *_COMMON,
+    (0.015, {"disconnect_after_chunks": 0}),
+    (0.015, {"disconnect_after_chunks": 2}),
+]
 PLAIN_MODEL, STREAM_MODEL = "campaign-plain", "campaign-stream"  # faults match on the model
 
 CAMPAIGN_POLICY = """package regate
@@ -94,7 +100,13 @@ def fault_schedule(primary: str, *, seed: int = 1) -> dict[str, Any]:
         left = 1.0
         for share, fault in faults:
             # Rules are tried in order: each fires on its share of what the ones before let through.
-            rules.append({"match": {"provider": primary, "model": model}, "fault": fault, "probability": share / left})
+            rules.append(
+                {
+                    "match": {"provider": primary, "model": model},
+                    "fault": fault,
+                    "probability": share / left,
+                }
+            )
             left -= share
     return {"seed": seed, "rules": rules}
 
@@ -110,7 +122,10 @@ def bundle_files(primary: str, primary_only: list[str]) -> dict[str, Any]:
 
 def routes(primary: str, fallback: str, fallback_model: str) -> dict[str, list[dict[str, str]]]:
     return {
-        model: [{"provider": primary, "model": model}, {"provider": fallback, "model": fallback_model}]
+        model: [
+            {"provider": primary, "model": model},
+            {"provider": fallback, "model": fallback_model},
+        ]
         for model in (PLAIN_MODEL, STREAM_MODEL)
     }
 
@@ -119,7 +134,9 @@ def routes(primary: str, fallback: str, fallback_model: str) -> dict[str, list[d
 # hundreds of requests a second has 5 failures in a row (the default threshold) every second or
 # so: the breaker asks for 10 and cools down in 2 s, so that the load keeps reaching the faults.
 ROUTING: dict[str, Any] = {
-    "max_retries_per_target": 1, "backoff_base_ms": 50, "backoff_max_ms": 1000,
+    "max_retries_per_target": 1,
+    "backoff_base_ms": 50,
+    "backoff_max_ms": 1000,
     "breaker": {"failure_threshold": 10, "cooldown_seconds": 2},
 }
 
@@ -182,7 +199,10 @@ def send(index: int, clients: Clients) -> Result:
     began = False  # the HTTP answer was 200 and the stream started
     try:
         if index % 2 == 0 and not stream:
-            got = oai.chat.completions.create(model=model, messages=chat).choices[0].message.content or ""
+            got = (
+                oai.chat.completions.create(model=model, messages=chat).choices[0].message.content
+                or ""
+            )
         elif index % 2 == 0:
             chunks = oai.chat.completions.create(model=model, messages=chat, stream=True)
             began = True
@@ -195,22 +215,38 @@ def send(index: int, clients: Clients) -> Result:
                 began = True
                 got = "".join(out.text_stream)
     except (openai.APIStatusError, anthropic.APIStatusError) as exc:
-        return Result("cut" if began else "failed", time.perf_counter() - started, str(exc.status_code))
+        return Result(
+            "cut" if began else "failed", time.perf_counter() - started, str(exc.status_code)
+        )
     except (openai.APIError, anthropic.APIError) as exc:
-        return Result("cut" if began else "failed", time.perf_counter() - started, type(exc).__name__)
+        return Result(
+            "cut" if began else "failed", time.perf_counter() - started, type(exc).__name__
+        )
     seconds = time.perf_counter() - started
-    return Result("ok", seconds) if got == f"echo: {text}" else Result("failed", seconds, "wrong answer")
+    return (
+        Result("ok", seconds)
+        if got == f"echo: {text}"
+        else Result("failed", seconds, "wrong answer")
+    )
 
 
 def run_load(
-    make_clients: Callable[[], Clients], *, requests: int | None = None, seconds: float | None = None,
-    concurrency: int = 16, start_index: int = 0,
+    make_clients: Callable[[], Clients],
+    *,
+    requests: int | None = None,
+    seconds: float | None = None,
+    concurrency: int = 16,
+    start_index: int = 0,
+    rate: float | None = None,
 ) -> Tally:
-    """Send ``requests`` requests, or as many as fit in ``seconds``, from ``concurrency`` threads."""
+    """Send ``requests`` requests, or as many as fit in ``seconds``, from ``concurrency``
+    threads: as fast as they answer, or paced at ``rate`` requests a second (the same
+    offered load with and without faults, so that latencies compare)."""
     made: list[Clients] = []
     lock = threading.Lock()
     counter = iter(range(start_index, start_index + (requests if requests is not None else 10**12)))
-    deadline = time.monotonic() + seconds if seconds is not None else float("inf")
+    began = time.monotonic()
+    deadline = began + seconds if seconds is not None else float("inf")
     tally = Tally()
 
     def worker() -> None:
@@ -222,6 +258,8 @@ def run_load(
                 index = next(counter, None)
             if index is None:
                 return
+            if rate is not None:
+                time.sleep(max(0.0, began + (index - start_index) / rate - time.monotonic()))
             result = send(index, clients)
             with lock:
                 tally.results.append(result)
@@ -246,7 +284,9 @@ def _rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def _sampling_rss(pid: int, samples: list[tuple[float, int]], fake: str, every: float = 1.0) -> Iterator[None]:
+def _sampling_rss(
+    pid: int, samples: list[tuple[float, int]], fake: str, every: float = 1.0
+) -> Iterator[None]:
     """Sample ``pid``'s RSS every second; every 30 s, empty the fake's record (its memory, not ours)."""
     stop = threading.Event()
 
@@ -292,21 +332,44 @@ def _start(stack: ExitStack, args: list[str], log: Path, **kwargs: Any) -> subpr
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=64)
+    # Two cores here run the gateway, the fake and the SDK clients: at 50/s none of them queues.
+    parser.add_argument("--rate", type=float, default=50.0, help="requests a second (default 50)")
     args = parser.parse_args()
     keys = {"primary": "sk-camp-primary-0123456789", "fallback": "sk-camp-fallback-0123456789"}
-    callers = {"camp": "rgk_campaign_caller_0123456789", "primary-only": "rgk_campaign_primary_only_012345"}
+    callers = {
+        "camp": "rgk_campaign_caller_0123456789",
+        "primary-only": "rgk_campaign_primary_only_012345",
+    }
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="regate-campaign-") as tmp:
         directory = Path(tmp)
         fake_port, regate_port = free_port(), free_port()
         fake = f"http://127.0.0.1:{fake_port}"
         # asyncio and h11: the fake cuts and resets connections through the asyncio transport.
-        _start(stack, [sys.executable, "-m", "uvicorn", "--factory", "adapters.fake_provider:create_fake_provider",
-                       "--port", str(fake_port), "--loop", "asyncio", "--http", "h11", "--log-level", "critical"],
-               directory / "fake.log")
+        _start(
+            stack,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "adapters.fake_provider:create_fake_provider",
+                "--port",
+                str(fake_port),
+                "--loop",
+                "asyncio",
+                "--http",
+                "h11",
+                "--log-level",
+                "critical",
+            ],
+            directory / "fake.log",
+        )
         wait_for_port(fake_port)
         _control(fake + "/_fake/settings", "PUT", {"api_keys": keys})
         bundle = directory / "bundle"
@@ -315,14 +378,21 @@ def main() -> int:
             (bundle / name).write_text(content if isinstance(content, str) else json.dumps(content))
         config = {
             "policy": {"bundle": str(bundle)},
-            "principals": [{"id": pid, "kind": "app", "keys": [hash_caller_key(key)]} for pid, key in callers.items()],
+            "principals": [
+                {"id": pid, "kind": "app", "keys": [hash_caller_key(key)]}
+                for pid, key in callers.items()
+            ],
             "providers": {
                 "primary": {
-                    "type": "openai", "base_url": f"{fake}/p/primary/v1", "api_key": {"env": "CAMP_PRIMARY_KEY"},
+                    "type": "openai",
+                    "base_url": f"{fake}/p/primary/v1",
+                    "api_key": {"env": "CAMP_PRIMARY_KEY"},
                     "timeout": {"connect": 1, "read": PRIMARY_READ_TIMEOUT_S, "total": 30},
                 },
                 "fallback": {
-                    "type": "anthropic", "base_url": f"{fake}/p/fallback", "api_key": {"env": "CAMP_FALLBACK_KEY"},
+                    "type": "anthropic",
+                    "base_url": f"{fake}/p/fallback",
+                    "api_key": {"env": "CAMP_FALLBACK_KEY"},
                 },
             },
             "routes": routes("primary", "fallback", "claude-haiku-4-5"),
@@ -331,11 +401,28 @@ def main() -> int:
             "limits": {"quotas": []},
         }
         (directory / "regate.yaml").write_text(yaml.safe_dump(config))
-        env = {**os.environ, "CAMP_PRIMARY_KEY": keys["primary"], "CAMP_FALLBACK_KEY": keys["fallback"],
-               "REGATE_LOG_LEVEL": "ERROR"}
-        gateway = _start(stack, [sys.executable, "-m", "adapters.cli.main", "serve", "--config",
-                                 str(directory / "regate.yaml"), "--port", str(regate_port)],
-                         directory / "regate.log", env=env, cwd=directory)
+        env = {
+            **os.environ,
+            "CAMP_PRIMARY_KEY": keys["primary"],
+            "CAMP_FALLBACK_KEY": keys["fallback"],
+            "REGATE_LOG_LEVEL": "ERROR",
+        }
+        gateway = _start(
+            stack,
+            [
+                sys.executable,
+                "-m",
+                "adapters.cli.main",
+                "serve",
+                "--config",
+                str(directory / "regate.yaml"),
+                "--port",
+                str(regate_port),
+            ],
+            directory / "regate.log",
+            env=env,
+            cwd=directory,
+        )
         wait_for_port(regate_port)
 
         url = f"http://127.0.0.1:{regate_port}"
@@ -348,36 +435,54 @@ def main() -> int:
             )
 
         n, sent = args.requests, 0
-        run_load(clients("camp"), requests=200, concurrency=args.concurrency)  # warm-up
+        run = partial(run_load, concurrency=args.concurrency, rate=args.rate)
+        print(
+            f"load: {args.rate:g} requests/s from {args.concurrency} threads; OpenAI and Anthropic "
+            "SDK clients alternate, 2 in 5 requests stream",
+            flush=True,
+        )
+        run(clients("camp"), requests=200)  # warm-up
         sent += 200
-        baseline = run_load(clients("camp"), requests=n, concurrency=args.concurrency)
+        baseline = run(clients("camp"), requests=n)
         sent += n
         print(f"baseline (no faults): {baseline.summary()}", flush=True)
         _control(fake + "/_fake/faults", "POST", fault_schedule("primary"))
         _control(fake + "/_fake/requests", "DELETE")
-        campaign = run_load(clients("camp"), requests=n, concurrency=args.concurrency)
+        campaign = run(clients("camp"), requests=n)
         sent += n
         record = _control(fake + "/_fake/requests")["requests"]
         by_provider = Counter(r["provider"] for r in record)
         cuts = sum(1 for r in record if r["fault"] == CUT_MID_ANSWER)
         faulted = sum(1 for r in record if r["provider"] == "primary" and r["fault"])
         print(f"campaign (30% faults): {campaign.summary()}", flush=True)
-        print(f"  upstream: {dict(by_provider)}; primary faults injected {faulted} "
-              f"({100 * faulted / max(1, by_provider['primary']):.1f}% of its requests); "
-              f"mid-answer cuts injected {cuts}, seen by clients {campaign.count('cut')}", flush=True)
-        print(f"  added latency vs baseline: p50 +{campaign.percentile(0.5) - baseline.percentile(0.5):.1f} ms, "
-              f"p95 +{campaign.percentile(0.95) - baseline.percentile(0.95):.1f} ms, "
-              f"p99 +{campaign.percentile(0.99) - baseline.percentile(0.99):.1f} ms", flush=True)
+        print(
+            f"  upstream: {dict(by_provider)}; primary faults injected {faulted} "
+            f"({100 * faulted / max(1, by_provider['primary']):.1f}% of its requests); "
+            f"mid-answer cuts injected {cuts}, seen by clients {campaign.count('cut')}",
+            flush=True,
+        )
+        print(
+            f"  added latency vs baseline: p50 +{campaign.percentile(0.5) - baseline.percentile(0.5):.1f} ms, "
+            f"p95 +{campaign.percentile(0.95) - baseline.percentile(0.95):.1f} ms, "
+            f"p99 +{campaign.percentile(0.99) - baseline.percentile(0.99):.1f} ms",
+            flush=True,
+        )
         _control(fake + "/_fake/requests", "DELETE")
-        forbidden = run_load(clients("primary-only"), requests=max(100, n // 10), concurrency=args.concurrency)
+        forbidden = run(clients("primary-only"), requests=max(100, n // 10))
         sent += forbidden.sent
         reached = Counter(r["provider"] for r in _control(fake + "/_fake/requests")["requests"])
-        print(f"forbidden fallback: {forbidden.summary()}; upstream {dict(reached)}; "
-              f"requests reaching the forbidden fallback: {reached['fallback']}", flush=True)
+        print(
+            f"forbidden fallback: {forbidden.summary()}; upstream {dict(reached)}; "
+            f"requests reaching the forbidden fallback: {reached['fallback']}",
+            flush=True,
+        )
         _control(fake + "/_fake/requests", "DELETE")
         samples: list[tuple[float, int]] = []
         with _sampling_rss(gateway.pid, samples, fake):
-            soak = run_load(clients("camp"), seconds=args.soak_seconds, concurrency=args.concurrency)
+            # As fast as the gateway answers: the more requests, the surer a leak shows.
+            soak = run_load(
+                clients("camp"), seconds=args.soak_seconds, concurrency=args.concurrency
+            )
         sent += soak.sent
         _control(fake + "/_fake/requests", "DELETE")
         warm = [kib for t, kib in samples if t <= max(10.0, args.soak_seconds * 0.1)]
@@ -385,11 +490,16 @@ def main() -> int:
         rss_warm, rss_end, rss_max = warm[-1], max(tail), max(kib for _, kib in samples)
         print(f"soak {args.soak_seconds:.0f} s: {soak.summary()}", flush=True)
         growth = 100 * (rss_end - rss_warm) / rss_warm
-        print(f"  gateway RSS: after warm-up {rss_warm / 1024:.1f} MiB, last 10% max {rss_end / 1024:.1f} MiB, "
-              f"peak {rss_max / 1024:.1f} MiB; growth after warm-up {growth:+.1f}%", flush=True)
+        print(
+            f"  gateway RSS: after warm-up {rss_warm / 1024:.1f} MiB, last 10% max {rss_end / 1024:.1f} MiB, "
+            f"peak {rss_max / 1024:.1f} MiB; growth after warm-up {growth:+.1f}%",
+            flush=True,
+        )
         stack.close()  # stops regate: its audit writer flushes
         events = (directory / "audit.jsonl").read_text().splitlines()
-        print(f"audit events {len(events)} for {sent} requests: {'equal' if len(events) == sent else 'MISMATCH'}")
+        print(
+            f"audit events {len(events)} for {sent} requests: {'equal' if len(events) == sent else 'MISMATCH'}"
+        )
     return 0
 
 

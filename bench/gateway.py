@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 UPSTREAM_PORT = 18080  # fixed by shared/bench/nginx-upstream.conf
 CALLER_KEY = "sk-bench"  # what shared/bench/post.lua sends
 RESULT = re.compile(
-    r"rps=(?P<rps>[\d.]+) p50_ms=(?P<p50>[\d.]+) p90_ms=[\d.]+ p99_ms=(?P<p99>[\d.]+) errors=(?P<errors>\d+) non2xx=(?P<non2xx>\d+)"
+    r"rps=(?P<rps>[\d.]+) p50_ms=(?P<p50>[\d.]+) p90_ms=[\d.]+ p99_ms=(?P<p99>[\d.]+) "
+    r"errors=(?P<errors>\d+) non2xx=(?P<non2xx>\d+)"
 )
 
 
@@ -194,7 +195,8 @@ def main() -> int:
     )
     for (name, conns), r in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(
-            f"{name:>8} {conns:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['errors']:>7.0f} {r['non2xx']:>7.0f}"
+            f"{name:>8} {conns:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+            f"{r['errors']:>7.0f} {r['non2xx']:>7.0f}"
         )
     for conns in (1, 16):
         reg, floor, direct = (
@@ -203,7 +205,8 @@ def main() -> int:
             results[("direct", conns)],
         )
         print(
-            f"c={conns}: regate/floor rps {reg['rps'] / floor['rps']:.2f}x, regate/direct rps {reg['rps'] / direct['rps']:.3f}x, "
+            f"c={conns}: regate/floor rps {reg['rps'] / floor['rps']:.2f}x, "
+            f"regate/direct rps {reg['rps'] / direct['rps']:.3f}x, "
             f"p50 added over direct {reg['p50'] - direct['p50']:.3f} ms, p99 {reg['p99']:.2f} ms"
         )
     return 0

@@ -327,7 +327,9 @@ class _Builder:
         else:
             routes = dict(DEFAULT_ROUTES) if "providers" not in data else {}
         return Config(
-            server=ServerConfig(**{**server, "request_limits": RequestLimits(**server.get("request_limits", {}))}),
+            server=ServerConfig(
+                **{**server, "request_limits": RequestLimits(**server.get("request_limits", {}))}
+            ),
             policy=self._policy(data.get("policy", {})),
             principals=tuple(
                 PrincipalConfig(
@@ -349,7 +351,9 @@ class _Builder:
                 fsync=audit.get("fsync", "always"),
             ),
             limits=self._limits(data.get("limits", {})),
-            decision_logs=self._decision_logs(data["decision_logs"]) if "decision_logs" in data else None,
+            decision_logs=self._decision_logs(data["decision_logs"])
+            if "decision_logs" in data
+            else None,
             routing=self._routing(data.get("routing", {})),
             source=self.located.source,
         )
@@ -374,20 +378,26 @@ class _Builder:
             on_error=raw.get("on_error", "deny"),
             timeout_ms=raw.get("timeout_ms", PolicyConfig.timeout_ms),
             polling=self._polling(raw.get("polling", {})),
-            bundle_cache=self._path(raw.get("bundle_cache", "bundle-cache"), ("policy", "bundle_cache")),
+            bundle_cache=self._path(
+                raw.get("bundle_cache", "bundle-cache"), ("policy", "bundle_cache")
+            ),
         )
 
     def _polling(self, raw: Mapping[str, Any]) -> PollingConfig:
         pointer: Pointer = ("policy", "polling")
         if ("min_delay_seconds" in raw) != ("max_delay_seconds" in raw):
-            raise self.located.error(pointer, "set both min_delay_seconds and max_delay_seconds, or neither (OPA)")
+            raise self.located.error(
+                pointer, "set both min_delay_seconds and max_delay_seconds, or neither (OPA)"
+            )
         polling = PollingConfig(
             min_delay_seconds=float(raw.get("min_delay_seconds", PollingConfig.min_delay_seconds)),
             max_delay_seconds=float(raw.get("max_delay_seconds", PollingConfig.max_delay_seconds)),
             long_polling_timeout_seconds=raw.get("long_polling_timeout_seconds"),
         )
         if polling.min_delay_seconds > polling.max_delay_seconds:
-            raise self.located.error((*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds")
+            raise self.located.error(
+                (*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds"
+            )
         return polling
 
     def _provider(self, name: str, raw: Mapping[str, Any]) -> ProviderConfig:
@@ -419,18 +429,26 @@ class _Builder:
         default, breaker = RoutingConfig(), raw.get("breaker", {})
         routing = RoutingConfig(
             max_attempts=raw.get("max_attempts", default.max_attempts),
-            max_retries_per_target=raw.get("max_retries_per_target", default.max_retries_per_target),
+            max_retries_per_target=raw.get(
+                "max_retries_per_target", default.max_retries_per_target
+            ),
             budget_seconds=float(raw.get("budget_seconds", default.budget_seconds)),
             backoff_base_ms=raw.get("backoff_base_ms", default.backoff_base_ms),
             backoff_max_ms=raw.get("backoff_max_ms", default.backoff_max_ms),
             breaker=BreakerConfig(
-                failure_threshold=breaker.get("failure_threshold", default.breaker.failure_threshold),
-                cooldown_seconds=float(breaker.get("cooldown_seconds", default.breaker.cooldown_seconds)),
+                failure_threshold=breaker.get(
+                    "failure_threshold", default.breaker.failure_threshold
+                ),
+                cooldown_seconds=float(
+                    breaker.get("cooldown_seconds", default.breaker.cooldown_seconds)
+                ),
                 half_open_probes=breaker.get("half_open_probes", default.breaker.half_open_probes),
             ),
         )
         if routing.backoff_base_ms > routing.backoff_max_ms:
-            raise self.located.error(("routing", "backoff_base_ms"), "must not be greater than backoff_max_ms")
+            raise self.located.error(
+                ("routing", "backoff_base_ms"), "must not be greater than backoff_max_ms"
+            )
         return routing
 
     def _decision_logs(self, raw: Mapping[str, Any]) -> DecisionLogsConfig:
@@ -438,21 +456,31 @@ class _Builder:
         _check_url(raw["url"], (*pointer, "url"), None, self.located)
         for header in raw.get("headers", {}):
             if header.lower() in CREDENTIAL_HEADERS:
-                raise self.located.error((*pointer, "headers", header), f"{header} carries a credential: not here")
+                raise self.located.error(
+                    (*pointer, "headers", header), f"{header} carries a credential: not here"
+                )
         if ("min_delay_seconds" in raw) != ("max_delay_seconds" in raw):
-            raise self.located.error(pointer, "set both min_delay_seconds and max_delay_seconds, or neither")
+            raise self.located.error(
+                pointer, "set both min_delay_seconds and max_delay_seconds, or neither"
+            )
         defaults = DecisionLogsConfig(url=raw["url"])
         config = DecisionLogsConfig(
             url=raw["url"],
             headers=MappingProxyType(dict(raw.get("headers", {}))),
             labels=MappingProxyType(dict(raw.get("labels", {}))),
-            upload_size_limit_bytes=raw.get("upload_size_limit_bytes", defaults.upload_size_limit_bytes),
-            buffer_size_limit_events=raw.get("buffer_size_limit_events", defaults.buffer_size_limit_events),
+            upload_size_limit_bytes=raw.get(
+                "upload_size_limit_bytes", defaults.upload_size_limit_bytes
+            ),
+            buffer_size_limit_events=raw.get(
+                "buffer_size_limit_events", defaults.buffer_size_limit_events
+            ),
             min_delay_seconds=float(raw.get("min_delay_seconds", defaults.min_delay_seconds)),
             max_delay_seconds=float(raw.get("max_delay_seconds", defaults.max_delay_seconds)),
         )
         if config.min_delay_seconds > config.max_delay_seconds:
-            raise self.located.error((*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds")
+            raise self.located.error(
+                (*pointer, "min_delay_seconds"), "must not be greater than max_delay_seconds"
+            )
         return config
 
     def _secret(self, raw: Mapping[str, str] | None, pointer: Pointer) -> SecretRef | None:

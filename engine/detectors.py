@@ -80,7 +80,7 @@ class DetectorSet:
         >>> ds.scan({"messages": [{"role": "user",
         ...          "content": [{"type": "text", "text": "😀 a@b.co"}]}]})
         [{'detector': 'pii.email', 'category': 'pii', 'path': '/messages/0/content/0/text', 'start': 2, 'end': 8}]
-        """  # noqa: E501
+        """
         findings: list[Finding] = []
         for path, text in iter_scanned_texts(doc):
             findings.extend(self.scan_text(path, text))

@@ -16,7 +16,9 @@ from typing import Any
 VERSION = "regate.request/v1"
 DEFAULT_PRINCIPAL: dict[str, Any] = {"id": "cli", "kind": "user", "labels": {}}
 
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 
 Document = dict[str, Any]
 

@@ -19,7 +19,9 @@ def routes_from_config(config: Config) -> dict[str, tuple[Target, ...]]:
     }
 
 
-def provider_context(config: Config, health: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def provider_context(
+    config: Config, health: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """``context.providers`` for the policy: type, region and health, never credentials.
 
     ``health`` holds what the gateway knows of each provider (``healthy``, its

@@ -34,7 +34,11 @@ def require_component(name: str, found: str | None) -> str:
 
 @pytest.fixture(scope="session")
 def opa_bin() -> str:
-    candidates = [os.environ.get("REGATE_OPA_BIN"), shutil.which("opa"), str(Path.home() / "go/bin/opa")]
+    candidates = [
+        os.environ.get("REGATE_OPA_BIN"),
+        shutil.which("opa"),
+        str(Path.home() / "go/bin/opa"),
+    ]
     return require_component("OPA", next((c for c in candidates if c and Path(c).is_file()), None))
 
 
@@ -58,7 +62,16 @@ def _start_opa(opa_bin: str, log: Path) -> tuple[subprocess.Popen[bytes], str] |
     when it exits first (most likely the port was taken meanwhile)."""
     url = f"http://127.0.0.1:{free_port()}"
     address = url.removeprefix("http://")
-    command = [opa_bin, "run", "--server", "--addr", address, "--disable-telemetry", "--log-level", "error"]
+    command = [
+        opa_bin,
+        "run",
+        "--server",
+        "--addr",
+        address,
+        "--disable-telemetry",
+        "--log-level",
+        "error",
+    ]
     with log.open("ab") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=sink)
     deadline = time.monotonic() + 20
@@ -138,7 +151,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("redis")
     for _ in range(3):
         port = free_port()
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+        command = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ]
         with (directory / "redis.log").open("ab") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=sink)
         deadline = time.monotonic() + 10
@@ -149,7 +174,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if process.poll() is None:
             _stop(process)
     else:
-        pytest.fail(f"redis-server did not start: {(directory / 'redis.log').read_text(errors='replace')[-2000:]}")
+        pytest.fail(
+            f"redis-server did not start: {(directory / 'redis.log').read_text(errors='replace')[-2000:]}"
+        )
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:

@@ -48,8 +48,12 @@ def check_bundle(path: str, args: argparse.Namespace) -> dict[str, Any]:
                     build_policy_input(case.request, api=case.api, principal=case.principal)
                 except InputError as exc:
                     problems.append(
-                        {"file": case.file, "line": case.line, "code": exc.code,
-                         "message": f"case {case.note!r}: request is not valid: {exc.message}"}
+                        {
+                            "file": case.file,
+                            "line": case.line,
+                            "code": exc.code,
+                            "message": f"case {case.note!r}: request is not valid: {exc.message}",
+                        }
                     )
     summary["ok"] = not problems
     summary["problems"] = problems
@@ -77,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
                 continue
             print(f"FAILED {result['bundle']}")
             for p in result["problems"]:
-                where = f"{p['file']}:{p['line']}" if p.get("line") else (p.get("file") or result["bundle"])
+                where = (
+                    f"{p['file']}:{p['line']}"
+                    if p.get("line")
+                    else (p.get("file") or result["bundle"])
+                )
                 print(f"  {where}: {p['message']}")
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_PROBLEMS

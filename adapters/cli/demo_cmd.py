@@ -34,11 +34,34 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("allow", "support-bot", "gpt-4o-mini", "Summarise our refund policy in two sentences."),
-    Scenario("redact", "support-bot", "gpt-4o-mini", "Customer jane.doe@example.com, card 4111 1111 1111 1111, wants a refund."),
-    Scenario("redact (streamed)", "support-bot", "gpt-4o-mini", "Call the customer back on +1 415 555 0100 today.", stream=True),
-    Scenario("route", "eu-analyst", "gpt-4o-mini", "Draft a reply to the Berlin office about the Q3 numbers."),
-    Scenario("deny (secret)", "support-bot", "gpt-4o-mini", "Why does this fail? aws_access_key_id=AKIAIOSFODNN7EXAMPLE"),
+    Scenario(
+        "allow", "support-bot", "gpt-4o-mini", "Summarise our refund policy in two sentences."
+    ),
+    Scenario(
+        "redact",
+        "support-bot",
+        "gpt-4o-mini",
+        "Customer jane.doe@example.com, card 4111 1111 1111 1111, wants a refund.",
+    ),
+    Scenario(
+        "redact (streamed)",
+        "support-bot",
+        "gpt-4o-mini",
+        "Call the customer back on +1 415 555 0100 today.",
+        stream=True,
+    ),
+    Scenario(
+        "route",
+        "eu-analyst",
+        "gpt-4o-mini",
+        "Draft a reply to the Berlin office about the Q3 numbers.",
+    ),
+    Scenario(
+        "deny (secret)",
+        "support-bot",
+        "gpt-4o-mini",
+        "Why does this fail? aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
+    ),
     Scenario("deny (model)", "support-bot", "gpt-3.5-turbo-instruct", "Hello there."),
 )
 
@@ -52,12 +75,12 @@ def demo_config(directory: Path, keys: dict[str, str]) -> str:
             kind: app
             team: support
             labels: {{region: us}}
-            keys: ["{hash_caller_key(keys['support-bot'])}"]
+            keys: ["{hash_caller_key(keys["support-bot"])}"]
           - id: eu-analyst
             kind: user
             team: analytics
             labels: {{region: eu}}
-            keys: ["{hash_caller_key(keys['eu-analyst'])}"]
+            keys: ["{hash_caller_key(keys["eu-analyst"])}"]
         routes:
           "*": [{{provider: echo, model: echo}}]
         audit: {{path: {json.dumps(str(directory / "audit.jsonl"))}, prompt: none}}
@@ -82,14 +105,24 @@ def run_scenario(base_url: str, key: str, scenario: Scenario) -> tuple[str, str]
     messages: Any = [{"role": "user", "content": scenario.text}]
     try:
         if scenario.stream:
-            raw = client.chat.completions.with_raw_response.create(model=scenario.model, messages=messages, stream=True)
-            text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+            raw = client.chat.completions.with_raw_response.create(
+                model=scenario.model, messages=messages, stream=True
+            )
+            text = "".join(
+                chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices
+            )
             return raw.headers.get("x-regate-decision-id", ""), forwarded_text(text)
-        raw_response = client.chat.completions.with_raw_response.create(model=scenario.model, messages=messages)
+        raw_response = client.chat.completions.with_raw_response.create(
+            model=scenario.model, messages=messages
+        )
         completion = raw_response.parse()
-        return raw_response.headers.get("x-regate-decision-id", ""), forwarded_text(completion.choices[0].message.content or "")
+        return raw_response.headers.get("x-regate-decision-id", ""), forwarded_text(
+            completion.choices[0].message.content or ""
+        )
     except openai.APIStatusError as exc:
-        return exc.response.headers.get("x-regate-decision-id", ""), f"(nothing sent) app got {exc.status_code} {type(exc).__name__}"
+        return exc.response.headers.get(
+            "x-regate-decision-id", ""
+        ), f"(nothing sent) app got {exc.status_code} {type(exc).__name__}"
 
 
 def cell(text: str, width: int = WIDTH) -> list[str]:
@@ -99,7 +132,12 @@ def cell(text: str, width: int = WIDTH) -> list[str]:
 def print_row(columns: list[str]) -> None:
     wrapped = [cell(c, w) for c, w in zip(columns, (18, WIDTH, WIDTH, WIDTH), strict=True)]
     for i in range(max(len(w) for w in wrapped)):
-        print("  ".join(f"{(w[i] if i < len(w) else ''):<{width}}" for w, width in zip(wrapped, (18, WIDTH, WIDTH, WIDTH), strict=True)))
+        print(
+            "  ".join(
+                f"{(w[i] if i < len(w) else ''):<{width}}"
+                for w, width in zip(wrapped, (18, WIDTH, WIDTH, WIDTH), strict=True)
+            )
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,16 +147,29 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="regate-demo-") as tmp:
         directory = Path(tmp)
-        keys = {"support-bot": new_caller_key("support-bot"), "eu-analyst": new_caller_key("eu-analyst")}
-        config = parse_config(demo_config(directory, keys), source="<demo>", env=os.environ, base_dir=directory)
+        keys = {
+            "support-bot": new_caller_key("support-bot"),
+            "eu-analyst": new_caller_key("eu-analyst"),
+        }
+        config = parse_config(
+            demo_config(directory, keys), source="<demo>", env=os.environ, base_dir=directory
+        )
         gateway = Gateway(config, env=os.environ)
         bundle = gateway.pipeline.bundle
-        print(f"regate demo: bundle {bundle.source} (revision {bundle.revision}), engine {gateway.pipeline.evaluator.name}, providers echo/echo-eu\n")
+        print(
+            f"regate demo: bundle {bundle.source} (revision {bundle.revision}), "
+            f"engine {gateway.pipeline.evaluator.name}, providers echo/echo-eu\n"
+        )
         results = []
         with run_in_thread(create_app(gateway)) as base_url:
             for scenario in SCENARIOS:
-                results.append((scenario, *run_scenario(base_url, keys[scenario.principal], scenario)))
-        events = {e["id"]: e for e in map(json.loads, (directory / "audit.jsonl").read_text().splitlines())}
+                results.append(
+                    (scenario, *run_scenario(base_url, keys[scenario.principal], scenario))
+                )
+        events = {
+            e["id"]: e
+            for e in map(json.loads, (directory / "audit.jsonl").read_text().splitlines())
+        }
         print_row(["scenario", "the app sent", "decision", "the provider received"])
         print_row(["-" * 18, "-" * WIDTH, "-" * WIDTH, "-" * WIDTH])
         for scenario, decision_id, received in results:
@@ -126,10 +177,14 @@ def run(args: argparse.Namespace) -> int:
             reasons = ", ".join(r["code"] for r in event.get("reasons", [])) or "-"
             where = f" -> {event['provider']}" if event.get("provider") else ""
             decision = f"{event.get('action', '?')}{where} [{reasons}] {event.get('status', '')}"
-            print_row([f"{scenario.title} ({scenario.principal})", scenario.text, decision, received])
+            print_row(
+                [f"{scenario.title} ({scenario.principal})", scenario.text, decision, received]
+            )
             print()
         result = verify_chain(directory / "audit.jsonl")
-        print(f"audit: {result.lines} events, hash chain {'intact' if result.ok else 'BROKEN: ' + str(result.reason)}")
+        print(
+            f"audit: {result.lines} events, hash chain {'intact' if result.ok else 'BROKEN: ' + str(result.reason)}"
+        )
         missing = [s.title for s, decision_id, _ in results if decision_id not in events]
         if missing:
             print(f"missing audit events for: {', '.join(missing)}")
@@ -137,5 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = commands.add_parser("demo", help="run the main job end to end on embedded defaults and show each decision")
+    demo = commands.add_parser(
+        "demo", help="run the main job end to end on embedded defaults and show each decision"
+    )
     demo.set_defaults(run=run)

@@ -47,7 +47,9 @@ async def evaluate(
 
 def render_pretty(outcome: Outcome) -> str:
     d = outcome.decision
-    lines = [f"action:   {d['action']}" + (f"  (status {outcome.status})" if not outcome.allowed else "")]
+    lines = [
+        f"action:   {d['action']}" + (f"  (status {outcome.status})" if not outcome.allowed else "")
+    ]
     for reason in d.get("reasons", []):
         lines.append(f"reason:   {reason['code']}: {reason.get('message', '')}")
     findings = outcome.request.get("findings", [])
@@ -72,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "opa_url", None):
             config = replace(config, policy=replace(config.policy, opa_url=args.opa_url))
         body = read_structured_file(args.request)
-        principal = read_structured_file(args.principal) if args.principal else dict(DEFAULT_PRINCIPAL)
+        principal = (
+            read_structured_file(args.principal) if args.principal else dict(DEFAULT_PRINCIPAL)
+        )
         outcome = asyncio.run(evaluate(args.bundle, body, args, config, principal))
     except ImportError:
         print_error(RuntimeError("--engine opa needs the opa extra (pip install 'regate[opa]')"))

@@ -15,7 +15,9 @@ def run_new(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print_error(exc)
         return EXIT_USAGE
-    print(f"# caller key for principal {args.principal!r}: shown once, store it in the app's secret store")
+    print(
+        f"# caller key for principal {args.principal!r}: shown once, store it in the app's secret store"
+    )
     print(key)
     print("# add this line to the principal's keys in the regate config:")
     print(f'- "{hash_caller_key(key)}"')

@@ -7,20 +7,42 @@ import os
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import audit_cmd, build_cmd, check_cmd, demo_cmd, eval_cmd, keys_cmd, serve_cmd, test_cmd
+from adapters.cli import (
+    audit_cmd,
+    build_cmd,
+    check_cmd,
+    demo_cmd,
+    eval_cmd,
+    keys_cmd,
+    serve_cmd,
+    test_cmd,
+)
 
 
 def _verification_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verification-key", metavar="FILE", help="verify the bundle's .signatures.json with this key first")
-    parser.add_argument("--verification-alg", metavar="ALG", help="signature algorithm (default: from the signature)")
+    parser.add_argument(
+        "--verification-key",
+        metavar="FILE",
+        help="verify the bundle's .signatures.json with this key first",
+    )
+    parser.add_argument(
+        "--verification-alg",
+        metavar="ALG",
+        help="signature algorithm (default: from the signature)",
+    )
     parser.add_argument("--scope", metavar="S", help="required signature scope")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regate", description="Policy-as-code gateway for LLM traffic.")
+    parser = argparse.ArgumentParser(
+        prog="regate", description="Policy-as-code gateway for LLM traffic."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = commands.add_parser("check", help="check bundles: structure, roots, compile, capabilities, schemas, detectors, cases")
+    check = commands.add_parser(
+        "check",
+        help="check bundles: structure, roots, compile, capabilities, schemas, detectors, cases",
+    )
     check.add_argument("bundles", nargs="+", metavar="BUNDLE")
     check.add_argument("--format", choices=("pretty", "json"), default="pretty")
     _verification_options(check)
@@ -29,22 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="run Rego test_ rules and YAML decision cases")
     test.add_argument("bundles", nargs="+", metavar="BUNDLE")
     test.add_argument("--coverage", action="store_true", help="report Rego line coverage")
-    test.add_argument("--threshold", type=float, metavar="PCT", help="fail when coverage is below PCT")
+    test.add_argument(
+        "--threshold", type=float, metavar="PCT", help="fail when coverage is below PCT"
+    )
     test.add_argument("--format", choices=("pretty", "json", "junit", "github"), default="pretty")
     test.add_argument("--engine", choices=("embedded", "opa"), default="embedded")
     test.add_argument("--opa-url", metavar="URL", help="OPA server for --engine opa")
-    test.add_argument("--run", dest="run_filter", metavar="SUBSTRING", help="only tests whose name contains SUBSTRING")
+    test.add_argument(
+        "--run",
+        dest="run_filter",
+        metavar="SUBSTRING",
+        help="only tests whose name contains SUBSTRING",
+    )
     _verification_options(test)
     test.set_defaults(run=test_cmd.run)
 
-    ev = commands.add_parser("eval", help="decide on one request and print request, decision and forward")
+    ev = commands.add_parser(
+        "eval", help="decide on one request and print request, decision and forward"
+    )
     ev.add_argument("bundle", metavar="BUNDLE")
-    ev.add_argument("--request", required=True, metavar="FILE", help="JSON or YAML request ('-' for stdin)")
+    ev.add_argument(
+        "--request", required=True, metavar="FILE", help="JSON or YAML request ('-' for stdin)"
+    )
     ev.add_argument("--principal", metavar="FILE")
     ev.add_argument("--config", metavar="FILE", help="providers and routes to resolve against")
     ev.add_argument("--engine", choices=("embedded", "opa"))
-    ev.add_argument("--opa-url", metavar="URL", help="OPA server for --engine opa (default: the config's policy.opa_url)")
-    ev.add_argument("--api", choices=("openai.chat", "openai.embeddings", "anthropic.messages", "canonical"))
+    ev.add_argument(
+        "--opa-url",
+        metavar="URL",
+        help="OPA server for --engine opa (default: the config's policy.opa_url)",
+    )
+    ev.add_argument(
+        "--api", choices=("openai.chat", "openai.embeddings", "anthropic.messages", "canonical")
+    )
     ev.add_argument("--format", choices=("pretty", "json"), default="pretty")
     _verification_options(ev)
     ev.set_defaults(run=eval_cmd.run)
@@ -61,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="caller keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    new = keys_sub.add_parser("new", help="print a new caller key once, and its sha256: line for the config")
+    new = keys_sub.add_parser(
+        "new", help="print a new caller key once, and its sha256: line for the config"
+    )
     new.add_argument("--principal", required=True, metavar="ID")
     new.set_defaults(run=keys_cmd.run_new)
 

@@ -52,9 +52,13 @@ def _pretty(reports: Sequence[BundleReport], threshold: float | None) -> str:
             out.append(f"  coverage: {report.coverage.percent:.1f}%")
             for file, (_covered, missed) in sorted(report.coverage.files.items()):
                 if missed:
-                    out.append(f"    {file}: lines not covered {', '.join(map(str, sorted(missed)))}")
+                    out.append(
+                        f"    {file}: lines not covered {', '.join(map(str, sorted(missed)))}"
+                    )
             if threshold is not None and report.coverage.percent < threshold:
-                out.append(f"  coverage {report.coverage.percent:.1f}% is below the threshold {threshold:g}%")
+                out.append(
+                    f"  coverage {report.coverage.percent:.1f}% is below the threshold {threshold:g}%"
+                )
     total = sum(len(r.results) for r in reports)
     failed = sum(len(r.failures) for r in reports)
     out.append(f"{total - failed} passed, {failed} failed")
@@ -89,20 +93,35 @@ def _junit(reports: Sequence[BundleReport]) -> str:
     for report in reports:
         seconds = sum(r.duration_ms for r in report.results) / 1000
         suite = ET.SubElement(
-            suites, "testsuite", name=report.bundle, tests=str(len(report.results)),
-            failures=str(len(report.failures)), errors="0", skipped="0", time=f"{seconds:.6f}",
+            suites,
+            "testsuite",
+            name=report.bundle,
+            tests=str(len(report.results)),
+            failures=str(len(report.failures)),
+            errors="0",
+            skipped="0",
+            time=f"{seconds:.6f}",
         )
         for r in report.results:
             case = ET.SubElement(
-                suite, "testcase", classname=f"{report.bundle}.{r.kind}", name=r.name,
-                time=f"{r.duration_ms / 1000:.6f}", file=r.file or "", line=str(r.line or ""),
+                suite,
+                "testcase",
+                classname=f"{report.bundle}.{r.kind}",
+                name=r.name,
+                time=f"{r.duration_ms / 1000:.6f}",
+                file=r.file or "",
+                line=str(r.line or ""),
             )
             if not r.passed:
-                failure = ET.SubElement(case, "failure", message=(r.message or "failed").splitlines()[0], type=r.kind)
+                failure = ET.SubElement(
+                    case, "failure", message=(r.message or "failed").splitlines()[0], type=r.kind
+                )
                 failure.text = f"{_where(r)}: {r.message}"
         if report.coverage is not None:
             props = ET.SubElement(suite, "properties")
-            ET.SubElement(props, "property", name="coverage", value=f"{report.coverage.percent:.2f}")
+            ET.SubElement(
+                props, "property", name="coverage", value=f"{report.coverage.percent:.2f}"
+            )
         total_tests += len(report.results)
         total_failures += len(report.failures)
         total_time += seconds
@@ -122,11 +141,24 @@ def _github(reports: Sequence[BundleReport], threshold: float | None) -> str:
     out = []
     for report in reports:
         for r in report.failures:
-            props = ",".join(p for p in (f"file={r.file}" if r.file else "", f"line={r.line}" if r.line else "") if p)
+            props = ",".join(
+                p
+                for p in (f"file={r.file}" if r.file else "", f"line={r.line}" if r.line else "")
+                if p
+            )
             title = f"title=regate test: {r.name}".replace(",", "%2C").replace(":", "%3A")
-            out.append(f"::error {props + ',' if props else ''}{title}::{_escape_annotation(r.message or 'failed')}")
-        if report.coverage is not None and threshold is not None and report.coverage.percent < threshold:
-            out.append(f"::error title=coverage::{report.bundle}: coverage {report.coverage.percent:.1f}% is below {threshold:g}%")
+            out.append(
+                f"::error {props + ',' if props else ''}{title}::{_escape_annotation(r.message or 'failed')}"
+            )
+        if (
+            report.coverage is not None
+            and threshold is not None
+            and report.coverage.percent < threshold
+        ):
+            out.append(
+                f"::error title=coverage::{report.bundle}: "
+                f"coverage {report.coverage.percent:.1f}% is below {threshold:g}%"
+            )
     out.append(_pretty(reports, threshold))
     return "\n".join(out)
 

@@ -33,7 +33,9 @@ def check_outcome(case: Case, outcome: Outcome) -> list[str]:
     decision = outcome.decision
     if decision["action"] != want["action"]:
         reasons = ", ".join(r["code"] for r in decision.get("reasons", [])) or "none"
-        problems.append(f"action: want {want['action']}, got {decision['action']} (reasons: {reasons})")
+        problems.append(
+            f"action: want {want['action']}, got {decision['action']} (reasons: {reasons})"
+        )
     if "reasons" in want:
         got = sorted({r["code"] for r in decision.get("reasons", [])})
         if got != sorted(set(want["reasons"])):
@@ -42,7 +44,10 @@ def check_outcome(case: Case, outcome: Outcome) -> list[str]:
         problems.append(f"status: want {want['status']}, got {outcome.status}")
     if "route" in want:
         got_route = [t.as_dict() for t in outcome.targets]
-        wanted_route = [{"provider": t["provider"], "model": t.get("model", case.request.get("model"))} for t in want["route"]]
+        wanted_route = [
+            {"provider": t["provider"], "model": t.get("model", case.request.get("model"))}
+            for t in want["route"]
+        ]
         if got_route != wanted_route:
             problems.append(f"route: want {wanted_route}, got {got_route}")
     forward_want: Mapping[str, Any] = want.get("forward") or {}
@@ -51,15 +56,25 @@ def check_outcome(case: Case, outcome: Outcome) -> list[str]:
             problems.append("forward: want a forwarded request, got none (denied)")
         else:
             texts = "\n".join(text for _, text in iter_texts(outcome.forward))
-            problems.extend(f"forward: missing {s!r}" for s in forward_want.get("contains", []) if s not in texts)
-            problems.extend(f"forward: still contains {s!r}" for s in forward_want.get("excludes", []) if s in texts)
+            problems.extend(
+                f"forward: missing {s!r}"
+                for s in forward_want.get("contains", [])
+                if s not in texts
+            )
+            problems.extend(
+                f"forward: still contains {s!r}"
+                for s in forward_want.get("excludes", [])
+                if s in texts
+            )
     return problems
 
 
 async def decide_case(case: Case, pipeline: DecisionPipeline, config: Config) -> Outcome:
     """The outcome of a case's request on ``pipeline``'s bundle and evaluator
     (the conformance suite decides every case on both engines this way)."""
-    context = dict(case.context) if case.context else {"providers": provider_context(config), "usage": {}}
+    context = (
+        dict(case.context) if case.context else {"providers": provider_context(config), "usage": {}}
+    )
     context.setdefault("providers", {})
     context.setdefault("usage", {})
     case_pipeline = DecisionPipeline(
@@ -100,14 +115,18 @@ async def test_bundle(path: str, args: argparse.Namespace, config: Config) -> Bu
     bundle = load_bundle_arg(path, args)
     if args.engine == "opa":
         return await _test_bundle_on_opa(path, bundle, args, config)
-    evaluator = EmbeddedEvaluator(bundle.policy_modules(tests=True), bundle.data, coverage=args.coverage)
+    evaluator = EmbeddedEvaluator(
+        bundle.policy_modules(tests=True), bundle.data, coverage=args.coverage
+    )
     rego = evaluator.run_tests(evaluator.test_rules(_own_files(bundle, tests=True)))
     results = await _results(bundle, rego, evaluator, args, config)
     coverage = evaluator.coverage(_own_files(bundle, tests=False)) if args.coverage else None
     return BundleReport(path, results, coverage)
 
 
-async def _test_bundle_on_opa(path: str, bundle: Bundle, args: argparse.Namespace, config: Config) -> BundleReport:
+async def _test_bundle_on_opa(
+    path: str, bundle: Bundle, args: argparse.Namespace, config: Config
+) -> BundleReport:
     """Rego tests and cases on the OPA server, in a namespace of this run's own."""
     opa = evaluator_class("opa").from_bundle(bundle, config, tests=True, private=True)
     try:
@@ -120,12 +139,21 @@ async def _test_bundle_on_opa(path: str, bundle: Bundle, args: argparse.Namespac
 
 
 async def _results(
-    bundle: Bundle, rego: Sequence[RegoTestResult], evaluator: Any, args: argparse.Namespace, config: Config
+    bundle: Bundle,
+    rego: Sequence[RegoTestResult],
+    evaluator: Any,
+    args: argparse.Namespace,
+    config: Config,
 ) -> list[TestResult]:
     results = [
         TestResult(
-            "rego", f"data.{r.package}.{r.name}", r.file and f"{bundle.source}/{r.file}",
-            r.line, r.passed, r.error, r.duration_ms,
+            "rego",
+            f"data.{r.package}.{r.name}",
+            r.file and f"{bundle.source}/{r.file}",
+            r.line,
+            r.passed,
+            r.error,
+            r.duration_ms,
         )
         for r in rego
     ]
@@ -142,7 +170,10 @@ async def _results(
 def run(args: argparse.Namespace) -> int:
     if args.engine == "opa" and args.coverage:
         # OPA reports coverage only from `opa test --coverage`, not through its REST API.
-        print("regate: error: --coverage needs --engine embedded (for OPA, run `opa test --coverage`)", file=sys.stderr)
+        print(
+            "regate: error: --coverage needs --engine embedded (for OPA, run `opa test --coverage`)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.threshold is not None and not args.coverage:
         print("regate: error: --threshold needs --coverage", file=sys.stderr)
@@ -152,10 +183,16 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "opa":
             # Cases check decisions, not speed: the OPA time-out is the case pipeline's.
             opa_url = getattr(args, "opa_url", None) or config.policy.opa_url
-            config = replace(config, policy=replace(config.policy, engine="opa", opa_url=opa_url, timeout_ms=60_000))
+            config = replace(
+                config,
+                policy=replace(config.policy, engine="opa", opa_url=opa_url, timeout_ms=60_000),
+            )
         reports = [asyncio.run(test_bundle(path, args, config)) for path in args.bundles]
     except ImportError:
-        print("regate: error: --engine opa needs the opa extra (pip install 'regate[opa]')", file=sys.stderr)
+        print(
+            "regate: error: --engine opa needs the opa extra (pip install 'regate[opa]')",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except (RegateError, OSError) as exc:
         print(f"regate: error: {exc}", file=sys.stderr)
@@ -163,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     print(render(reports, args.format, threshold=args.threshold))
     failed = any(not r.passed for report in reports for r in report.results)
     below = args.threshold is not None and any(
-        report.coverage is not None and report.coverage.percent < args.threshold for report in reports
+        report.coverage is not None and report.coverage.percent < args.threshold
+        for report in reports
     )
     return EXIT_PROBLEMS if failed or below or not any(_count(reports)) else EXIT_OK
 

@@ -81,7 +81,7 @@ class Gateway:
             "regate_circuit_breaker_state", "Circuit breaker of each provider: 0 closed, 1 half-open, 2 open.",
             ("provider",), self.health.gauge,
         )
-        self.audit = AuditWriter.for_file(str(config.audit.path))
+        self.audit = AuditWriter.for_file(str(config.audit.path), fsync=config.audit.fsync)
         self.metrics.gauge("regate_audit_queue_depth", "Audit events waiting to be written.", lambda: self.audit.depth)
         self.metrics.gauge("regate_audit_events_written_total", "Audit events written.", lambda: self.audit.written)
         self.decision_logs = decision_log_uploader(config, self.metrics)
@@ -219,7 +219,7 @@ class Gateway:
             exchange.fail(429, charged.reason_code, message)
             return self._error(exchange, 429, charged.reason_code, message, headers={"retry-after": str(int(charged.retry_after) + 1)})
         try:
-            return await self._forward(exchange, outcome, body, policy_input.attachments)
+            return await self._forward(exchange, outcome, body, raw, policy_input.attachments)
         finally:
             if not exchange.streaming:  # a stream settles when it ends
                 await self._settle(exchange)
@@ -276,16 +276,31 @@ class Gateway:
         exchange.reserved_tokens = int(doc["size"]["estimated_tokens"]) + completion
         return await self.limits.charge(counters, requests=1, tokens=exchange.reserved_tokens)
 
-    async def _forward(self, exchange: Exchange, outcome: Outcome, body: Mapping[str, Any], attachments: Mapping[str, str]) -> Response:
+    async def _forward(
+        self, exchange: Exchange, outcome: Outcome, body: Mapping[str, Any], raw: bytes, attachments: Mapping[str, str]
+    ) -> Response:
         client_api = str(exchange.api)
         operation = OPERATIONS[client_api]
         forward = outcome.forward or {}
         stream = bool(forward.get("params", {}).get("stream"))
         include_usage = bool(_stream_options(body).get("include_usage"))
+        # Redactions copy what they change, so identical messages and params mean the
+        # policy changed nothing the provider would see.
+        request = outcome.request
+        unchanged = forward.get("messages") is request.get("messages") and forward.get("params") == request.get("params")
 
         def plan(target: Target, provider: Provider) -> ProviderCall:
             """One target's call, written afresh from the intact forward document."""
             provider_api = provider.wire_api(operation, client_api)
+            if (
+                unchanged
+                and provider_api == client_api
+                and target.model == request.get("model")
+                and not (stream and provider_api == "openai.chat")
+            ):
+                # Same format, same model, nothing redacted or clamped: the client's own
+                # bytes are exactly what re-emission would produce, so send them as they are.
+                return ProviderCall(operation, provider_api, target.model, body, stream, raw=raw)
             original = body if provider_api == client_api else None
             upstream_body = wire.from_canonical(provider_api, dict(forward, model=target.model), attachments, original=original)
             if stream and provider_api == "openai.chat":

@@ -120,7 +120,11 @@ class CircuitBreakers:
     """The breakers of every configured provider."""
 
     def __init__(
-        self, providers: Iterable[str], config: BreakerConfig, *, clock: Callable[[], float] = time.monotonic
+        self,
+        providers: Iterable[str],
+        config: BreakerConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._breakers = {name: Breaker(name, config, clock) for name in providers}
 

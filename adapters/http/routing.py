@@ -148,11 +148,24 @@ class RouteExecutor:
                 last, previous = outcome.error, target.provider
                 self._metrics.upstream_errors.inc(target.provider, outcome.reason)
                 delay = self._delay(retries, outcome.retry_after)
-                if retries >= config.max_retries_per_target or delay is None or self._clock() + delay >= deadline:
-                    log.debug("request %s: %s failed (%s); next target", request_id, target.provider, outcome.reason)
+                if (
+                    retries >= config.max_retries_per_target
+                    or delay is None
+                    or self._clock() + delay >= deadline
+                ):
+                    log.debug(
+                        "request %s: %s failed (%s); next target",
+                        request_id,
+                        target.provider,
+                        outcome.reason,
+                    )
                     break
                 log.debug(
-                    "request %s: %s failed (%s); retry in %.3f s", request_id, target.provider, outcome.reason, delay
+                    "request %s: %s failed (%s); retry in %.3f s",
+                    request_id,
+                    target.provider,
+                    outcome.reason,
+                    delay,
                 )
                 self._metrics.retries.inc(target.provider, outcome.reason)
                 await self._sleep(delay)
@@ -160,7 +173,12 @@ class RouteExecutor:
         return self._give_up(last or skipped, started, attempts, client_api)
 
     async def _attempt(
-        self, permit: Permit, provider: Provider, target: Target, call: ProviderCall, client_api: str
+        self,
+        permit: Permit,
+        provider: Provider,
+        target: Target,
+        call: ProviderCall,
+        client_api: str,
     ) -> Served | Failed | _Miss:
         """One call; the breaker hears its verdict, and a response not handed on is closed."""
         started = time.perf_counter()
@@ -170,13 +188,17 @@ class RouteExecutor:
             response = await provider.send(call)
             if response.status >= 400:
                 data = await response.read()
-                answer = self._translate(call.api, response.status, data, client_api, target, response.headers)
+                answer = self._translate(
+                    call.api, response.status, data, client_api, target, response.headers
+                )
                 _verdict(permit, answer)
                 return answer
             first = await first_chunk(response) if call.stream else b""
             opening_error = stream_error(call.api, first) if call.stream else None
             if opening_error is not None:
-                answer = self._translate(call.api, opening_error[0], opening_error[1], client_api, target, {})
+                answer = self._translate(
+                    call.api, opening_error[0], opening_error[1], client_api, target, {}
+                )
                 _verdict(permit, answer)
                 return answer
             permit.succeeded()
@@ -197,13 +219,21 @@ class RouteExecutor:
                 await response.aclose()
 
     def _translate(
-        self, api: str, status: int, data: bytes, client_api: str, target: Target, headers: Mapping[str, str]
+        self,
+        api: str,
+        status: int,
+        data: bytes,
+        client_api: str,
+        target: Target,
+        headers: Mapping[str, str],
     ) -> Failed | _Miss:
         client: ClientError = upstream_error_to_client(
             api, status, data, client_api, target.provider, headers=headers, secrets=self._secrets
         )
         out_headers = {"retry-after": str(client.retry_after)} if client.retry_after else {}
-        failed = Failed(client.status, client.body, out_headers, _code(client.body), _message(client.body))
+        failed = Failed(
+            client.status, client.body, out_headers, _code(client.body), _message(client.body)
+        )
         if not retryable(status):
             failed.target = target
             return failed
@@ -220,7 +250,9 @@ class RouteExecutor:
             return jitter
         if retry_after > cap:
             return None
-        return min(cap, retry_after + jitter)  # the jitter keeps a crowd told "1 s" from returning at once
+        return min(
+            cap, retry_after + jitter
+        )  # the jitter keeps a crowd told "1 s" from returning at once
 
     def _circuit_open(self, target: Target, client_api: str) -> Failed:
         wait = self._breakers[target.provider].retry_in()
@@ -229,7 +261,9 @@ class RouteExecutor:
         body = error_body(client_api, 503, code, message, extra={"provider": target.provider})
         return Failed(503, body, {"retry-after": str(max(1, math.ceil(wait)))}, code, message)
 
-    def _give_up(self, failed: Failed | None, started: float, attempts: int, client_api: str) -> Failed:
+    def _give_up(
+        self, failed: Failed | None, started: float, attempts: int, client_api: str
+    ) -> Failed:
         if failed is None:  # an empty route: the pipeline never lets one through
             code, message = "upstream_unavailable", "no provider could serve the request"
             failed = Failed(502, error_body(client_api, 502, code, message), {}, code, message)
@@ -247,7 +281,9 @@ async def first_chunk(response: UpstreamResponse) -> bytes:
             if chunk:
                 return chunk
     except StopAsyncIteration:
-        raise UpstreamError("protocol", "the provider ended the stream before its first byte") from None
+        raise UpstreamError(
+            "protocol", "the provider ended the stream before its first byte"
+        ) from None
 
 
 def stream_error(api: str, first: bytes) -> tuple[int, bytes] | None:
@@ -267,7 +303,9 @@ def stream_error(api: str, first: bytes) -> tuple[int, bytes] | None:
             continue
         error = data[0] if isinstance(data, list) and data else data  # Gemini wraps it in a list
         if isinstance(error, Mapping) and isinstance(error.get("error"), Mapping):
-            return describe_upstream_error(api, error, None).status, json.dumps(error).encode("utf-8")
+            return describe_upstream_error(api, error, None).status, json.dumps(error).encode(
+                "utf-8"
+            )
     return None
 
 

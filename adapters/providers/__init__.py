@@ -1,6 +1,6 @@
 """Providers by type name: ``openai``, ``anthropic``, ``gemini``, ``echo``.
 
-    providers = build_providers(config, credentials, upstream_client)
+providers = build_providers(config, credentials, upstream_client)
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ PROVIDER_TYPES: Mapping[str, Any] = {
 __all__ = ["PROVIDER_TYPES", "Provider", "ProviderCall", "build_providers"]
 
 
-def build_providers(config: Config, credentials: Mapping[str, Secret], client: UpstreamClient) -> dict[str, Provider]:
+def build_providers(
+    config: Config, credentials: Mapping[str, Secret], client: UpstreamClient
+) -> dict[str, Provider]:
     """One provider object per configured provider, holding its resolved credential."""
     return {
         name: PROVIDER_TYPES[p.type](p, credentials.get(name), client)

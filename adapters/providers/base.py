@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from adapters.providers.upstream import Timeouts, UpstreamClient, UpstreamResponse
 from engine.config import ProviderConfig
@@ -27,6 +27,7 @@ class ProviderCall:
     model: str
     body: Mapping[str, Any]
     stream: bool
+    raw: bytes | None = None  # ``body`` already serialized (the client's own bytes, unchanged)
 
 
 class Provider(Protocol):
@@ -46,9 +47,11 @@ class HttpProvider:
     """Shared plumbing of the HTTP providers: config, credential, client, timeouts."""
 
     default_base_url = ""
-    apis: Mapping[str, str] = {}
+    apis: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, config: ProviderConfig, credential: Secret | None, client: UpstreamClient) -> None:
+    def __init__(
+        self, config: ProviderConfig, credential: Secret | None, client: UpstreamClient
+    ) -> None:
         self.name = config.name
         self.config = config
         self.base_url = (config.base_url or self.default_base_url).rstrip("/")
@@ -79,7 +82,13 @@ class HttpProvider:
         raise NotImplementedError
 
     async def send(self, call: ProviderCall) -> UpstreamResponse:
-        body = json.dumps(call.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = call.raw
+        if body is None:
+            body = json.dumps(call.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return await self._client.send(
-            self.url(call), headers=self._headers(), body=body, stream=call.stream, timeouts=self.timeouts
+            self.url(call),
+            headers=self._headers(),
+            body=body,
+            stream=call.stream,
+            timeouts=self.timeouts,
         )

@@ -56,7 +56,9 @@ class EchoProvider:
         if isinstance(limit, int) and estimate_tokens(len(text)) > limit:
             # Like a real provider, never answer with more than max_tokens.
             text, stop_reason = text[: limit * 4], "max_tokens"
-        prompt_tokens = estimate_tokens(len(json.dumps(body.get("messages", []), ensure_ascii=False)))
+        prompt_tokens = estimate_tokens(
+            len(json.dumps(body.get("messages", []), ensure_ascii=False))
+        )
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": estimate_tokens(len(text))}
         response: CanonicalResponse = {
             "id": ("msg_" if api == anthropic_messages.API else "chatcmpl-") + new_request_id()[4:],
@@ -82,20 +84,33 @@ class EchoProvider:
             {
                 "model": call.model,
                 "vectors": [_vector(str(t)) for t in texts],
-                "usage": {"prompt_tokens": sum(estimate_tokens(len(str(t))) for t in texts), "completion_tokens": 0},
+                "usage": {
+                    "prompt_tokens": sum(estimate_tokens(len(str(t))) for t in texts),
+                    "completion_tokens": 0,
+                },
             },
             encoding_format=body.get("encoding_format", "float"),
         )
         return UpstreamResponse(200, _JSON_HEADERS, json.dumps(out).encode("utf-8"))
 
 
-async def _stream(api: str, response: CanonicalResponse, include_usage: bool) -> AsyncIterator[bytes]:
-    encoder = anthropic_messages.StreamEncoder() if api == anthropic_messages.API else openai_chat.StreamEncoder(include_usage=include_usage)
+async def _stream(
+    api: str, response: CanonicalResponse, include_usage: bool
+) -> AsyncIterator[bytes]:
+    encoder = (
+        anthropic_messages.StreamEncoder()
+        if api == anthropic_messages.API
+        else openai_chat.StreamEncoder(include_usage=include_usage)
+    )
     text = response["content"][0]["text"]
     events: list[Event] = [{"type": "start", "id": response["id"], "model": response["model"]}]
-    events += [{"type": "text_delta", "index": 0, "text": text[i : i + CHUNK_CHARS]} for i in range(0, len(text), CHUNK_CHARS)]
+    events += [
+        {"type": "text_delta", "index": 0, "text": text[i : i + CHUNK_CHARS]}
+        for i in range(0, len(text), CHUNK_CHARS)
+    ]
     usage = response["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
-    events += [{"type": "stop", "stop_reason": response["stop_reason"]}, {"type": "usage", **usage}]  # type: ignore[list-item]
+    events.append({"type": "stop", "stop_reason": response["stop_reason"]})
+    events.append({"type": "usage", "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]})
     for event in events:
         yield serialize_all(encoder.feed(event))
     yield serialize_all(encoder.finish())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
 from urllib.parse import quote
 
 from adapters.providers.base import HttpProvider, ProviderCall
@@ -9,7 +11,7 @@ from adapters.providers.base import HttpProvider, ProviderCall
 
 class OpenAIProvider(HttpProvider):
     default_base_url = "https://api.openai.com/v1"
-    apis = {"chat": "openai.chat", "embeddings": "openai.embeddings"}
+    apis: ClassVar[Mapping[str, str]] = {"chat": "openai.chat", "embeddings": "openai.embeddings"}
 
     def credential_headers(self, key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {key}"}
@@ -20,7 +22,7 @@ class OpenAIProvider(HttpProvider):
 
 class AnthropicProvider(HttpProvider):
     default_base_url = "https://api.anthropic.com"
-    apis = {"chat": "anthropic.messages"}
+    apis: ClassVar[Mapping[str, str]] = {"chat": "anthropic.messages"}
     version = "2023-06-01"
 
     def credential_headers(self, key: str) -> dict[str, str]:
@@ -32,7 +34,7 @@ class AnthropicProvider(HttpProvider):
 
 class GeminiProvider(HttpProvider):
     default_base_url = "https://generativelanguage.googleapis.com"
-    apis = {"chat": "gemini.generate_content"}
+    apis: ClassVar[Mapping[str, str]] = {"chat": "gemini.generate_content"}
 
     def credential_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}  # a header, never the ?key= query string that lands in logs

@@ -62,7 +62,14 @@ class UpstreamResponse:
 
 class UpstreamClient(Protocol):
     async def send(
-        self, url: str, *, headers: Mapping[str, str], body: bytes | None, stream: bool, timeouts: Timeouts, method: str = "POST"
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        stream: bool,
+        timeouts: Timeouts,
+        method: str = "POST",
     ) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
@@ -79,18 +86,33 @@ class AiohttpUpstream:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max, ttl_dns_cache=300, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=self._max, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
             # trust_env=False: provider traffic (which carries credentials) never follows proxy
             # variables an operator did not configure for regate explicitly.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=True
+            )
         return self._session
 
     async def send(
-        self, url: str, *, headers: Mapping[str, str], body: bytes | None, stream: bool, timeouts: Timeouts, method: str = "POST"
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        stream: bool,
+        timeouts: Timeouts,
+        method: str = "POST",
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read)
+        timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
         try:
-            response = await self._get_session().request(method, url, data=body, headers=dict(headers), timeout=timeout)
+            response = await self._get_session().request(
+                method, url, data=body, headers=dict(headers), timeout=timeout
+            )
         except BaseException as exc:
             raise _map_aiohttp(exc) from None
         if not stream:
@@ -112,7 +134,9 @@ class AiohttpUpstream:
         async def close() -> None:
             response.close()
 
-        return UpstreamResponse(response.status, dict(response.headers), chunks=chunks(), _close=close)
+        return UpstreamResponse(
+            response.status, dict(response.headers), chunks=chunks(), _close=close
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -126,7 +150,9 @@ def _map_aiohttp(exc: BaseException) -> BaseException:
         return UpstreamError("timeout", "the provider did not answer in time")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError("connect", "cannot connect to the provider")
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError)):
+    if isinstance(
+        exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError)
+    ):
         return UpstreamError("reset", "the provider closed the connection")
     if isinstance(exc, aiohttp.ClientError):
         return UpstreamError("protocol", f"provider call failed: {type(exc).__name__}")
@@ -138,17 +164,32 @@ class HttpxUpstream:
 
     name = "httpx"
 
-    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 512) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    def __init__(
+        self, *, transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 512
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(transport=transport, limits=limits, trust_env=False)
 
     async def send(
-        self, url: str, *, headers: Mapping[str, str], body: bytes | None, stream: bool, timeouts: Timeouts, method: str = "POST"
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        stream: bool,
+        timeouts: Timeouts,
+        method: str = "POST",
     ) -> UpstreamResponse:
         timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect)
-        request = self._client.build_request(method, url, headers=dict(headers), content=body, timeout=timeout)
+        request = self._client.build_request(
+            method, url, headers=dict(headers), content=body, timeout=timeout
+        )
         try:
-            response = await asyncio.wait_for(self._client.send(request, stream=True), timeouts.total)
+            response = await asyncio.wait_for(
+                self._client.send(request, stream=True), timeouts.total
+            )
             if not stream:
                 try:
                     data = await response.aread()
@@ -165,7 +206,9 @@ class HttpxUpstream:
             except BaseException as exc:
                 raise _map_httpx(exc) from None
 
-        return UpstreamResponse(response.status_code, dict(response.headers), chunks=chunks(), _close=response.aclose)
+        return UpstreamResponse(
+            response.status_code, dict(response.headers), chunks=chunks(), _close=response.aclose
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -8,13 +8,13 @@ which is why it is the default engine.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
-import itertools
 import threading
-import weakref
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any

@@ -86,7 +86,7 @@ def rewrite_module(text: str, prefix: str) -> str:
         if char == "#":
             end = text.find("\n", i)
             end = len(text) if end < 0 else end
-        elif char in "\"`":
+        elif char in '"`':
             end = _string_end(text, i)
         elif char.isalpha() or char == "_":
             word = _IDENT.match(text, i)
@@ -154,7 +154,12 @@ class OpaEvaluator:
 
     @classmethod
     def from_bundle(
-        cls, bundle: Bundle, config: Config | None = None, *, tests: bool = False, private: bool = False
+        cls,
+        bundle: Bundle,
+        config: Config | None = None,
+        *,
+        tests: bool = False,
+        private: bool = False,
     ) -> OpaEvaluator:
         """The evaluator for a loaded bundle at ``config.policy.opa_url``.
 
@@ -182,7 +187,9 @@ class OpaEvaluator:
     def _path(self, query: str) -> str:
         match = _QUERY.match(query)
         if match is None:
-            raise EvaluationError(f"the opa engine evaluates rule paths such as data.a.b, not {query!r}")
+            raise EvaluationError(
+                f"the opa engine evaluates rule paths such as data.a.b, not {query!r}"
+            )
         return self.prefix + match.group(1)
 
     def _policy_id(self, path: str) -> str:
@@ -202,16 +209,24 @@ class OpaEvaluator:
                 f"OPA at {self.where} did not answer within {timeout_s * 1000:g} ms ({doing})"
             ) from None
         except aiohttp.ClientResponseError as exc:
-            raise EvaluationError(f"OPA at {self.where} answered HTTP {exc.status} ({doing})") from None
+            raise EvaluationError(
+                f"OPA at {self.where} answered HTTP {exc.status} ({doing})"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise EvaluationError(f"OPA at {self.where} is unreachable ({doing}): {type(exc).__name__}") from None
+            raise EvaluationError(
+                f"OPA at {self.where} is unreachable ({doing}): {type(exc).__name__}"
+            ) from None
         except (PolicyNotFoundError, DeletePolicyError) as exc:
-            raise EvaluationError(f"OPA at {self.where}: {self._unprefix(str(exc.message))} ({doing})") from None
+            raise EvaluationError(
+                f"OPA at {self.where}: {self._unprefix(str(exc.message))} ({doing})"
+            ) from None
 
     async def _connect(self) -> Any:
         if self._client is None:
             self._stack = AsyncExitStack()
-            client = AsyncOpaClient(host=self._host, port=self._port, ssl=self._tls, retries=0, timeout=ADMIN_TIMEOUT_S)
+            client = AsyncOpaClient(
+                host=self._host, port=self._port, ssl=self._tls, retries=0, timeout=ADMIN_TIMEOUT_S
+            )
             self._client = await self._stack.enter_async_context(client)
         return self._client
 
@@ -227,7 +242,9 @@ class OpaEvaluator:
                 try:
                     await client.update_or_create_data(self._data, self.prefix.replace(".", "/"))
                 except RegoParseError as exc:
-                    raise BundleError(f"OPA refused the bundle data: {self._unprefix(str(exc))}") from None
+                    raise BundleError(
+                        f"OPA refused the bundle data: {self._unprefix(str(exc))}"
+                    ) from None
                 # Each policy write makes OPA recompile everything it holds, so modules
                 # already there (same namespace, hence same content) are not written again.
                 pending = [m for m in self._ordered() if not await self._holds(m)]
@@ -243,7 +260,9 @@ class OpaEvaluator:
 
     def _ordered(self) -> list[tuple[str, str]]:
         """Library modules first: a module calling a function OPA has not seen is refused."""
-        return sorted(self._modules, key=lambda m: (m[0] not in self._library, m[0].endswith("_test.rego")))
+        return sorted(
+            self._modules, key=lambda m: (m[0] not in self._library, m[0].endswith("_test.rego"))
+        )
 
     async def _push_module(self, module: tuple[str, str]) -> None:
         path, text = module
@@ -271,7 +290,9 @@ class OpaEvaluator:
         first = next((e for e in exc.errors if isinstance(e, dict)), {})
         location = first.get("location") or {}
         message = self._unprefix(str(first.get("message") or exc.message))
-        return BundleError(f"OPA refused the module: {message}", file=module[0], line=location.get("row"))
+        return BundleError(
+            f"OPA refused the module: {message}", file=module[0], line=location.get("row")
+        )
 
     async def evaluate(self, query: str, input_doc: Mapping[str, Any]) -> Any:
         """Value of ``query`` (e.g. ``data.regate.decision``) for ``input_doc``; ``None``
@@ -286,7 +307,9 @@ class OpaEvaluator:
             body = await self._client.query_rule(dict(input_doc), path)
         return body.get("result")
 
-    async def test_rules(self, files: Iterable[str] | None = None) -> list[tuple[str, str, str, int]]:
+    async def test_rules(
+        self, files: Iterable[str] | None = None
+    ) -> list[tuple[str, str, str, int]]:
         """``(package, rule, file, line)`` of every ``test_`` rule, as OPA parsed them."""
         await self.prepare()
         wanted = None if files is None else set(files)
@@ -307,7 +330,9 @@ class OpaEvaluator:
                     found.setdefault((package, name), (package, name, path, where))
         return list(found.values())
 
-    async def run_tests(self, tests: Iterable[tuple[str, str, str, int | None]]) -> list[RegoTestResult]:
+    async def run_tests(
+        self, tests: Iterable[tuple[str, str, str, int | None]]
+    ) -> list[RegoTestResult]:
         """Run Rego test rules on OPA, without input (as ``opa test`` does): a test
         passes when its rule is ``true``."""
         await self.prepare()
@@ -317,7 +342,9 @@ class OpaEvaluator:
             error: str | None = None
             try:
                 path = self._path(f"data.{package}.{rule}").replace(".", "/")
-                async with self._opa_errors(f"running {rule}", max(self.timeout_ms / 1000, ADMIN_TIMEOUT_S)):
+                async with self._opa_errors(
+                    f"running {rule}", max(self.timeout_ms / 1000, ADMIN_TIMEOUT_S)
+                ):
                     value = (await self._client.get_data(path))["result"]
                 if value is not True:
                     error = f"evaluated to {json.dumps(value)}"
@@ -336,7 +363,9 @@ class OpaEvaluator:
                 await client.delete_data(self.prefix.replace(".", "/"))
             except DeleteDataError as exc:
                 if exc.expression != "resource_not_found":
-                    raise EvaluationError(f"OPA at {self.where}: {exc.message} (removing the bundle)") from None
+                    raise EvaluationError(
+                        f"OPA at {self.where}: {exc.message} (removing the bundle)"
+                    ) from None
         self._ready = False
 
     async def _delete_module(self, module: tuple[str, str]) -> None:

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fake_provider.server import run_in_thread
-from engine.bundle.cache import BundleCache
-from engine.bundle.loader import Bundle
 from adapters.bundle_service import (
     BundleFailure,
     BundleService,
@@ -21,6 +18,9 @@ from adapters.bundle_service import (
     polling_delay,
     retry_delay,
 )
+from adapters.fake_provider.server import run_in_thread
+from engine.bundle.cache import BundleCache
+from engine.bundle.loader import Bundle
 from engine.config import PollingConfig
 from tests.engine.bundle.bundle_server import (
     PATH,
@@ -62,7 +62,9 @@ def client_for(url: str, activations: Activations, **options: object) -> BundleS
     return BundleService(url, activate=activations, **options)  # type: ignore[arg-type]
 
 
-async def test_etag_and_304_avoid_downloading_the_same_bundle_again(server: tuple[BundleServer, str]) -> None:
+async def test_etag_and_304_avoid_downloading_the_same_bundle_again(
+    server: tuple[BundleServer, str],
+) -> None:
     bundles, url = server
     etag = bundles.publish(signed(default_files("r1"), KEYS[0]))
     activations = Activations()
@@ -80,7 +82,9 @@ async def test_etag_and_304_avoid_downloading_the_same_bundle_again(server: tupl
     assert service.status.etag == etag and service.status.last_success is not None
 
 
-async def test_bad_bundles_are_refused_and_the_previous_one_keeps_serving(server: tuple[BundleServer, str]) -> None:
+async def test_bad_bundles_are_refused_and_the_previous_one_keeps_serving(
+    server: tuple[BundleServer, str],
+) -> None:
     bundles, url = server
     good_etag = bundles.publish(signed(default_files("r1"), KEYS[0]))
     failures: list[BundleFailure] = []
@@ -116,7 +120,9 @@ async def test_bad_bundles_are_refused_and_the_previous_one_keeps_serving(server
     assert service.status.failures_by_reason == {"signature": 2, "invalid_bundle": 1}
 
 
-async def test_unsigned_bundle_is_refused_when_a_key_is_configured(server: tuple[BundleServer, str]) -> None:
+async def test_unsigned_bundle_is_refused_when_a_key_is_configured(
+    server: tuple[BundleServer, str],
+) -> None:
     from engine.bundle.archive import write_archive
 
     bundles, url = server
@@ -126,7 +132,9 @@ async def test_unsigned_bundle_is_refused_when_a_key_is_configured(server: tuple
         assert await service.poll_once() == "failed"
     finally:
         await service.stop()
-    assert service.status.last_error is not None and "not signed" in service.status.last_error.message
+    assert (
+        service.status.last_error is not None and "not signed" in service.status.last_error.message
+    )
     assert not service.status.active
 
 
@@ -138,17 +146,24 @@ async def test_scope_must_match(server: tuple[BundleServer, str]) -> None:
     files = default_files("scoped")
     sig = sign_files(files, key_pem_or_secret=KEYS[0], algorithm="ES256", scope="prod")
     bundles.publish(write_archive({**files, ".signatures.json": sig}))
-    wrong, right = client_for(url, Activations(), scope="dev"), client_for(url, Activations(), scope="prod")
+    wrong, right = (
+        client_for(url, Activations(), scope="dev"),
+        client_for(url, Activations(), scope="prod"),
+    )
     try:
         assert await wrong.poll_once() == "failed"
         assert await right.poll_once() == "activated"
     finally:
         await wrong.stop()
         await right.stop()
-    assert wrong.status.last_error is not None and "scope mismatch" in wrong.status.last_error.message
+    assert (
+        wrong.status.last_error is not None and "scope mismatch" in wrong.status.last_error.message
+    )
 
 
-async def test_http_errors_network_errors_and_oversized_bundles_are_failures(server: tuple[BundleServer, str]) -> None:
+async def test_http_errors_network_errors_and_oversized_bundles_are_failures(
+    server: tuple[BundleServer, str],
+) -> None:
     bundles, url = server
     bundles.publish(signed(default_files("r1"), KEYS[0]))
     bundles.fail_status = 503
@@ -163,13 +178,17 @@ async def test_http_errors_network_errors_and_oversized_bundles_are_failures(ser
     finally:
         for s in (service, small, closed):
             await s.stop()
-    assert service.status.last_error is not None and service.status.last_error.reason == "http_status"
+    assert (
+        service.status.last_error is not None and service.status.last_error.reason == "http_status"
+    )
     assert "HTTP 503" in service.status.last_error.message
     assert small.status.last_error is not None and small.status.last_error.reason == "too_large"
     assert closed.status.last_error is not None and closed.status.last_error.reason == "network"
 
 
-async def test_activation_failure_keeps_the_previous_bundle(server: tuple[BundleServer, str]) -> None:
+async def test_activation_failure_keeps_the_previous_bundle(
+    server: tuple[BundleServer, str],
+) -> None:
     bundles, url = server
     bundles.publish(signed(default_files("r1"), KEYS[0]))
     activations = Activations()
@@ -192,7 +211,9 @@ async def test_long_polling_holds_the_request_until_the_bundle_changes() -> None
     with run_in_thread(bundles.app) as base:
         bundles.publish(signed(default_files("r1"), KEYS[0]))
         activations = Activations()
-        polling = PollingConfig(min_delay_seconds=5, max_delay_seconds=5, long_polling_timeout_seconds=3)
+        polling = PollingConfig(
+            min_delay_seconds=5, max_delay_seconds=5, long_polling_timeout_seconds=3
+        )
         service = client_for(base + PATH, activations, polling=polling)
         try:
             assert await service.poll_once() == "activated"
@@ -219,7 +240,9 @@ async def test_without_the_long_poll_content_type_the_client_falls_back_to_polli
 ) -> None:
     bundles, url = server  # answers application/gzip: no long-polling support
     bundles.publish(signed(default_files("r1"), KEYS[0]))
-    polling = PollingConfig(min_delay_seconds=5, max_delay_seconds=5, long_polling_timeout_seconds=3)
+    polling = PollingConfig(
+        min_delay_seconds=5, max_delay_seconds=5, long_polling_timeout_seconds=3
+    )
     service = client_for(url, Activations(), polling=polling)
     try:
         await service.poll_once()
@@ -230,7 +253,9 @@ async def test_without_the_long_poll_content_type_the_client_falls_back_to_polli
     assert service.status.long_polling is False
 
 
-async def test_background_polling_activates_a_new_bundle_without_a_restart(server: tuple[BundleServer, str]) -> None:
+async def test_background_polling_activates_a_new_bundle_without_a_restart(
+    server: tuple[BundleServer, str],
+) -> None:
     bundles, url = server
     bundles.publish(signed(default_files("r1"), KEYS[0]))
     activations = Activations()
@@ -280,8 +305,12 @@ async def test_cached_bundle_is_verified_again_and_bound_to_its_service(tmp_path
     raw = signed(default_files("c1"), KEYS[0])
     cache.save(raw, etag='"e"', revision="c1", digest="sha256:x")
 
-    other_key = client_for(url, Activations(), verification_key=OTHER_KEYS[1], cache=BundleCache(tmp_path, url))
-    other_service = client_for(url, Activations(), cache=BundleCache(tmp_path, "http://127.0.0.1:9/other"))
+    other_key = client_for(
+        url, Activations(), verification_key=OTHER_KEYS[1], cache=BundleCache(tmp_path, url)
+    )
+    other_service = client_for(
+        url, Activations(), cache=BundleCache(tmp_path, "http://127.0.0.1:9/other")
+    )
     (tmp_path / "tampered").mkdir()
     tampered = BundleCache(tmp_path / "tampered", url)
     tampered.save(raw, etag=None, revision="c1", digest="sha256:x")
@@ -297,7 +326,10 @@ async def test_cached_bundle_is_verified_again_and_bound_to_its_service(tmp_path
     assert other_key.status.last_error is not None and other_key.status.last_error.reason == "cache"
     assert "signature" in other_key.status.last_error.message
     assert other_service.status.last_error is None  # another service's cache is simply not used
-    assert tampered_service.status.last_error is not None and "checksum" in tampered_service.status.last_error.message
+    assert (
+        tampered_service.status.last_error is not None
+        and "checksum" in tampered_service.status.last_error.message
+    )
 
 
 def test_polling_delay_is_jittered_between_min_and_max() -> None:

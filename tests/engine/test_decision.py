@@ -21,7 +21,10 @@ ROUTE = {"targets": [{"provider": "openai", "model": "gpt-4o-mini"}]}
         {"action": "route", "route": ROUTE, "redactions": [SPAN]},
         {"action": "deny", "reasons": [{"code": "pii.ssn", "message": "m"}], "status": 451},
         {"action": "deny", "route": ROUTE},
-        {"action": "allow", "limits": {"max_tokens": 10, "quotas": [{"scope": "team", "tokens_per_day": 5}]}},
+        {
+            "action": "allow",
+            "limits": {"max_tokens": 10, "quotas": [{"scope": "team", "tokens_per_day": 5}]},
+        },
     ],
 )
 def test_valid_decisions_pass(decision: dict[str, Any]) -> None:

@@ -27,14 +27,27 @@ def test_span_offsets_count_code_points(prefix: str) -> None:
     text = f"{prefix}ssn 123-45-6789 end"
     start = text.index("123")
     doc = doc_with(text)
-    out = apply_redactions(doc, [{"path": "/messages/0/content/0/text", "start": start, "end": start + 11, "replacement": "[SSN]"}])
+    out = apply_redactions(
+        doc,
+        [
+            {
+                "path": "/messages/0/content/0/text",
+                "start": start,
+                "end": start + 11,
+                "replacement": "[SSN]",
+            }
+        ],
+    )
     assert text_of(out) == f"{prefix}ssn [SSN] end"
 
 
 def test_input_document_is_never_mutated() -> None:
     doc = doc_with("mail a@b.co now")
     before = copy.deepcopy(doc)
-    apply_redactions(doc, [{"path": "/messages/0/content/0/text", "start": 5, "end": 11, "replacement": "[EMAIL]"}])
+    apply_redactions(
+        doc,
+        [{"path": "/messages/0/content/0/text", "start": 5, "end": 11, "replacement": "[EMAIL]"}],
+    )
     assert doc == before
 
 
@@ -64,16 +77,38 @@ def test_overlapping_spans_are_merged_not_corrupted() -> None:
 def test_pattern_redaction_with_wildcards_covers_every_text() -> None:
     doc = {
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "SECRET-1 x"}, {"type": "text", "text": "y secret-22"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "SECRET-1 x"},
+                    {"type": "text", "text": "y secret-22"},
+                ],
+            },
             {"role": "user", "content": [{"type": "text", "text": "no match"}]},
         ]
     }
-    out = apply_redactions(doc, [{"path": "/messages/*/content/*/text", "pattern": "(?i)secret-\\d+", "replacement": "[S]"}])
-    assert [p["text"] for m in out["messages"] for p in m["content"]] == ["[S] x", "y [S]", "no match"]
+    out = apply_redactions(
+        doc,
+        [
+            {
+                "path": "/messages/*/content/*/text",
+                "pattern": "(?i)secret-\\d+",
+                "replacement": "[S]",
+            }
+        ],
+    )
+    assert [p["text"] for m in out["messages"] for p in m["content"]] == [
+        "[S] x",
+        "y [S]",
+        "no match",
+    ]
 
 
 def test_pattern_replacement_is_literal() -> None:
-    out = apply_redactions(doc_with("abc"), [{"path": "/messages/0/content/0/text", "pattern": "(b)", "replacement": "\\1$1"}])
+    out = apply_redactions(
+        doc_with("abc"),
+        [{"path": "/messages/0/content/0/text", "pattern": "(b)", "replacement": "\\1$1"}],
+    )
     assert text_of(out) == "a\\1$1c"
 
 
@@ -83,7 +118,8 @@ def test_pattern_replacement_is_literal() -> None:
         {"path": "/messages/0/content/5/text", "start": 0, "end": 1, "replacement": "x"},
         {"path": "/messages/0/content/0/text", "start": 0, "end": 99, "replacement": "x"},
         {"path": "/messages/0/content/0/text", "start": 3, "end": 2, "replacement": "x"},
-        {"path": "/messages/0/role", "start": 0, "end": 1, "replacement": "x"} | {"path": "/messages/0"},
+        {"path": "/messages/0/role", "start": 0, "end": 1, "replacement": "x"}
+        | {"path": "/messages/0"},
         {"path": "/messages/*/content/*/text", "pattern": "(unclosed", "replacement": "x"},
     ],
     ids=["missing-path", "end-past-text", "start-after-end", "not-a-text", "bad-re2"],
@@ -98,7 +134,10 @@ def test_backtracking_pattern_runs_in_linear_time() -> None:
 
     text = "a" * 20000 + "!"
     started = time.perf_counter()
-    apply_redactions(doc_with(text), [{"path": "/messages/0/content/0/text", "pattern": "(a+)+$", "replacement": "x"}])
+    apply_redactions(
+        doc_with(text),
+        [{"path": "/messages/0/content/0/text", "pattern": "(a+)+$", "replacement": "x"}],
+    )
     assert time.perf_counter() - started < 1.0
 
 
@@ -111,7 +150,9 @@ def test_expand_path_matches_only_existing_nodes() -> None:
     assert list(expand_path(doc, "/messages/*/nothing")) == []
 
 
-@pytest.mark.parametrize(("given", "limit", "want"), [(None, 100, 100), (500, 100, 100), (50, 100, 50), (50, None, 50)])
+@pytest.mark.parametrize(
+    ("given", "limit", "want"), [(None, 100, 100), (500, 100, 100), (50, 100, 50), (50, None, 50)]
+)
 def test_max_tokens_is_clamped(given: int | None, limit: int | None, want: int) -> None:
     doc: dict = {"params": {} if given is None else {"max_tokens": given}}
     clamp_max_tokens(doc, limit)
@@ -123,7 +164,9 @@ ROUTES = {"gpt-4o": (Target("openai", "gpt-4o"),), "*": (Target("echo", "echo"),
 
 def test_route_prefers_decision_then_exact_model_then_wildcard() -> None:
     providers = {"openai", "echo", "azure-eu"}
-    decided = resolve_route({"route": {"targets": [{"provider": "azure-eu"}]}}, "gpt-4o", ROUTES, providers)
+    decided = resolve_route(
+        {"route": {"targets": [{"provider": "azure-eu"}]}}, "gpt-4o", ROUTES, providers
+    )
     assert decided == (Target("azure-eu", "gpt-4o"),)
     assert resolve_route({}, "gpt-4o", ROUTES, providers) == (Target("openai", "gpt-4o"),)
     assert resolve_route({}, "other", ROUTES, providers) == (Target("echo", "echo"),)

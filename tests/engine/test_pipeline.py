@@ -30,13 +30,22 @@ def request(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return complete(partial)
 
 
-def pipeline_for(make_bundle: BundleFactory, rego: str, data: dict | None = None, **kwargs: Any) -> DecisionPipeline:
-    files: dict[str, Any] = {".manifest": MANIFEST, "policy.rego": "package regate\n\nimport rego.v1\n\n" + rego}
+def pipeline_for(
+    make_bundle: BundleFactory, rego: str, data: dict | None = None, **kwargs: Any
+) -> DecisionPipeline:
+    files: dict[str, Any] = {
+        ".manifest": MANIFEST,
+        "policy.rego": "package regate\n\nimport rego.v1\n\n" + rego,
+    }
     if data is not None:
         files["data.json"] = data
     bundle = load_bundle(make_bundle(files))
     return DecisionPipeline(
-        bundle, EmbeddedEvaluator.from_bundle(bundle), providers={"echo", "eu"}, routes=ROUTES, **kwargs
+        bundle,
+        EmbeddedEvaluator.from_bundle(bundle),
+        providers={"echo", "eu"},
+        routes=ROUTES,
+        **kwargs,
     )
 
 
@@ -47,10 +56,18 @@ def pipeline_for(make_bundle: BundleFactory, rego: str, data: dict | None = None
         'decision := {"action": "redact"}\n',  # action rule broken (no redactions)
         'decision := {"action": "route", "route": {"targets": [{"provider": "ghost"}]}}\n',
         'decision := {"action": "allow", "unexpected": true}\n',
-        'decision := {"action": "redact", "redactions": [{"path": "/nope", "start": 0, "end": 1, "replacement": "x"}]}\n',
+        'decision := {"action": "redact", "redactions": '
+        '[{"path": "/nope", "start": 0, "end": 1, "replacement": "x"}]}\n',
         'decision := {"action": "allow"} if { 1 / 0 }\n',
     ],
-    ids=["undefined", "action-rule", "unknown-provider", "schema", "bad-redaction", "runtime-error"],
+    ids=[
+        "undefined",
+        "action-rule",
+        "unknown-provider",
+        "schema",
+        "bad-redaction",
+        "runtime-error",
+    ],
 )
 async def test_policy_faults_fail_closed(make_bundle: BundleFactory, rego: str) -> None:
     outcome = await pipeline_for(make_bundle, rego).decide(request())
@@ -91,10 +108,18 @@ async def test_redact_route_and_limits_are_enforced(make_bundle: BundleFactory) 
     assert doc["messages"][0]["content"][0]["text"] == "hello world"
 
 
-async def test_request_schema_violation_denies_400_naming_pointer(make_bundle: BundleFactory) -> None:
-    schema = {"type": "object", "required": ["metadata"], "properties": {"metadata": {"required": ["ticket"]}}}
+async def test_request_schema_violation_denies_400_naming_pointer(
+    make_bundle: BundleFactory,
+) -> None:
+    schema = {
+        "type": "object",
+        "required": ["metadata"],
+        "properties": {"metadata": {"required": ["ticket"]}},
+    }
     data = {"regate": {"request_schemas": {"tickets": schema}}}
-    outcome = await pipeline_for(make_bundle, 'decision := {"action": "allow"}\n', data).decide(request())
+    outcome = await pipeline_for(make_bundle, 'decision := {"action": "allow"}\n', data).decide(
+        request()
+    )
     assert outcome.status == 400
     reason = outcome.decision["reasons"][0]
     assert reason["code"] == "schema.tickets"
@@ -102,7 +127,18 @@ async def test_request_schema_violation_denies_400_naming_pointer(make_bundle: B
 
 
 async def test_detector_findings_reach_the_policy(make_bundle: BundleFactory) -> None:
-    data = {"regate": {"detectors": [{"id": "demo.word", "category": "demo", "pattern": "secret-[0-9]+", "validator": "none"}]}}
+    data = {
+        "regate": {
+            "detectors": [
+                {
+                    "id": "demo.word",
+                    "category": "demo",
+                    "pattern": "secret-[0-9]+",
+                    "validator": "none",
+                }
+            ]
+        }
+    }
     rego = (
         'decision := {"action": "deny", "reasons": [{"code": f.detector, "message": "found"}]} if {\n'
         "  some f in input.findings\n}\n"
@@ -116,7 +152,16 @@ async def test_detector_findings_reach_the_policy(make_bundle: BundleFactory) ->
 
 
 async def test_unrouted_model_is_denied(make_bundle: BundleFactory) -> None:
-    bundle = load_bundle(make_bundle({".manifest": MANIFEST, "policy.rego": 'package regate\n\ndecision := {"action": "allow"}\n'}))
-    pipeline = DecisionPipeline(bundle, EmbeddedEvaluator.from_bundle(bundle), providers={"echo"}, routes={})
+    bundle = load_bundle(
+        make_bundle(
+            {
+                ".manifest": MANIFEST,
+                "policy.rego": 'package regate\n\ndecision := {"action": "allow"}\n',
+            }
+        )
+    )
+    pipeline = DecisionPipeline(
+        bundle, EmbeddedEvaluator.from_bundle(bundle), providers={"echo"}, routes={}
+    )
     outcome = await pipeline.decide(request())
     assert outcome.decision["reasons"][0]["code"] == "route.none"

@@ -41,7 +41,12 @@ pytestmark = pytest.mark.slow
 def gateway(start_regate: StartRegate, upstream: Upstream, make_bundle: BundleFactory) -> Regate:
     """A gateway routing the campaign's models to ``[flaky, anthropic]``; ``eu-bot`` may use flaky only."""
     providers: dict[str, Any] = {
-        name: {"type": kind, "base_url": upstream.url + path, "region": region, "api_key": {"env": var}}
+        name: {
+            "type": kind,
+            "base_url": upstream.url + path,
+            "region": region,
+            "api_key": {"env": var},
+        }
         for name, (kind, path, region, var) in PROVIDERS.items()
     }
     providers[PRIMARY]["timeout"] = {"connect": 1, "read": PRIMARY_READ_TIMEOUT_S, "total": 30}
@@ -72,10 +77,14 @@ def _report(title: str, tally: Tally, upstream: Upstream) -> None:
     print(f"\n  [fault campaign] {title}: {tally.summary()}; upstream requests {dict(by_provider)}")
 
 
-def test_with_an_allowed_fallback_every_request_that_can_succeed_does(gateway: Regate, upstream: Upstream) -> None:
+def test_with_an_allowed_fallback_every_request_that_can_succeed_does(
+    gateway: Regate, upstream: Upstream
+) -> None:
     upstream.fake.faults.load(fault_schedule(PRIMARY, seed=7))
 
-    tally = run_load(lambda: (gateway.openai(), gateway.anthropic()), requests=REQUESTS, concurrency=16)
+    tally = run_load(
+        lambda: (gateway.openai(), gateway.anthropic()), requests=REQUESTS, concurrency=16
+    )
 
     _report(f"{REQUESTS} requests, fallback allowed", tally, upstream)
     record = upstream.fake.recorder.requests
@@ -90,7 +99,9 @@ def test_with_an_allowed_fallback_every_request_that_can_succeed_does(gateway: R
     assert len(events) == REQUESTS
     assert sum(1 for e in events if e["status"] == 200 and "error" not in e) == tally.count("ok")
     cut = [e for e in events if e["status"] == 200 and "error" in e]
-    assert len(cut) == tally.count("cut") and all(e["error"]["code"].startswith("upstream_") for e in cut)
+    assert len(cut) == tally.count("cut") and all(
+        e["error"]["code"].startswith("upstream_") for e in cut
+    )
     assert _total(metrics, "regate_upstream_retries_total") > 0
     assert _total(metrics, "regate_upstream_fallbacks_total") > 0
 
@@ -99,7 +110,11 @@ def test_with_the_fallback_forbidden_none_reaches_it(gateway: Regate, upstream: 
     upstream.fake.faults.load(fault_schedule(PRIMARY, seed=11))
     requests = max(200, REQUESTS // 5)
 
-    tally = run_load(lambda: (gateway.openai("eu-bot"), gateway.anthropic("eu-bot")), requests=requests, concurrency=16)
+    tally = run_load(
+        lambda: (gateway.openai("eu-bot"), gateway.anthropic("eu-bot")),
+        requests=requests,
+        concurrency=16,
+    )
 
     _report(f"{requests} requests, fallback forbidden", tally, upstream)
     assert upstream.received(FALLBACK) == []

@@ -48,12 +48,18 @@ decision := {
 
 @pytest.fixture
 def gateway(start_regate: StartRegate, make_bundle: BundleFactory) -> Regate:
-    bundle = make_bundle({".manifest": {"revision": "resilience", "roots": ["regate"]}, "policy.rego": ROUTE_BY_HEALTH})
+    bundle = make_bundle(
+        {
+            ".manifest": {"revision": "resilience", "roots": ["regate"]},
+            "policy.rego": ROUTE_BY_HEALTH,
+        }
+    )
     return start_regate(
         policy={"bundle": str(bundle), "timeout_ms": 2000},
         routing={
-            "max_retries_per_target": 1, "backoff_base_ms": 10,
-            "breaker": {"failure_threshold": 2, "cooldown_seconds": 1},
+            "max_retries_per_target": 1,
+            "backoff_base_ms": 10,
+            "breaker": {"failure_threshold": 2, "cooldown_seconds": 2},
         },
     )
 
@@ -66,12 +72,16 @@ def _events(regate: Regate) -> list[dict[str, Any]]:
 def _breaker_state(regate: Regate, provider: str) -> float:
     with regate.http() as http:
         text = http.get("/metrics").text
-    match = re.search(rf'^regate_circuit_breaker_state\{{provider="{provider}"\}} (\S+)$', text, re.M)
+    match = re.search(
+        rf'^regate_circuit_breaker_state\{{provider="{provider}"\}} (\S+)$', text, re.M
+    )
     assert match is not None, text
     return float(match.group(1))
 
 
-def test_a_retry_waits_the_retry_after_the_provider_asked_for(gateway: Regate, upstream: Upstream) -> None:
+def test_a_retry_waits_the_retry_after_the_provider_asked_for(
+    gateway: Regate, upstream: Upstream
+) -> None:
     upstream.fail("flaky", "status=429;retry-after=0.3")
 
     with gateway.openai() as oai:
@@ -83,31 +93,46 @@ def test_a_retry_waits_the_retry_after_the_provider_asked_for(gateway: Regate, u
     assert upstream.received("backup") == []
 
 
-def test_policy_routes_around_an_open_breaker_until_a_probe_closes_it(gateway: Regate, upstream: Upstream) -> None:
-    upstream.fail("flaky", "status=503", times=2)  # the first attempt and its retry: the breaker opens
+def test_policy_routes_around_an_open_breaker_until_a_probe_closes_it(
+    gateway: Regate, upstream: Upstream
+) -> None:
+    upstream.fail(
+        "flaky", "status=503", times=2
+    )  # the first attempt and its retry: the breaker opens
 
     with gateway.openai() as oai:
         with pytest.raises(openai.InternalServerError):
             oai.chat.completions.create(model="o4-mini", messages=HI)
         assert _breaker_state(gateway, "flaky") == 2.0
         around = oai.chat.completions.create(model="o4-mini", messages=HI)
-        time.sleep(1.05)  # the cool-down: half-open, healthy to policy again
+        time.sleep(2.05)  # the cool-down: half-open, healthy to policy again
         assert _breaker_state(gateway, "flaky") == 1.0
         probed = oai.chat.completions.create(model="o4-mini", messages=HI)
     assert _breaker_state(gateway, "flaky") == 0.0
 
     assert around.choices[0].message.content == probed.choices[0].message.content == "echo: hi"
-    assert [r.provider for r in upstream.fake.recorder.requests] == ["flaky", "flaky", "backup", "flaky"]
+    assert [r.provider for r in upstream.fake.recorder.requests] == [
+        "flaky",
+        "flaky",
+        "backup",
+        "flaky",
+    ]
     events = _events(gateway)
     assert [e["route"] for e in events] == [
         [{"provider": "flaky", "model": "gpt-4o-mini"}],
         [{"provider": "backup", "model": "gpt-4o-mini"}],  # the decision itself left flaky out
         [{"provider": "flaky", "model": "gpt-4o-mini"}],
     ]
-    assert [e["reasons"][0]["message"] for e in events] == ["flaky is closed", "flaky is open", "flaky is half_open"]
+    assert [e["reasons"][0]["message"] for e in events] == [
+        "flaky is closed",
+        "flaky is open",
+        "flaky is half_open",
+    ]
 
 
-def test_a_fallback_the_decision_forbids_is_never_reached(gateway: Regate, upstream: Upstream) -> None:
+def test_a_fallback_the_decision_forbids_is_never_reached(
+    gateway: Regate, upstream: Upstream
+) -> None:
     upstream.fail("flaky", "status=500", times=1)
     upstream.fail("flaky", "status=429;retry-after=0", times=None)
 
@@ -119,7 +144,10 @@ def test_a_fallback_the_decision_forbids_is_never_reached(gateway: Regate, upstr
     assert limited.value.status_code == 429 and limited.value.code == "upstream_rate_limited"
     # The breaker opened after two failures in a row: the Anthropic client is told in its format.
     assert refused.value.status_code == 503 and isinstance(refused.value.body, dict)
-    assert refused.value.body["type"] == "error" and refused.value.body["error"]["code"] == "upstream_circuit_open"
+    assert (
+        refused.value.body["type"] == "error"
+        and refused.value.body["error"]["code"] == "upstream_circuit_open"
+    )
     assert upstream.received("backup") == [] and len(upstream.received("flaky")) == 2
     events = _events(gateway)
     assert [(e["status"], e["provider"], e["route"]) for e in events] == [
@@ -169,7 +197,9 @@ def test_streams_cut_mid_answer_raise_in_both_sdks_and_are_audited_as_failed(
     # Cut after the first byte: no fallback (backup never asked), the failure is in the audit.
     assert upstream.received("backup") == []
     events = _events(regate)
-    assert [(e["api"], e["provider"]) for e in events] == [("openai.chat", "flaky"), ("anthropic.messages", "flaky")]
+    assert [(e["api"], e["provider"]) for e in events] == [
+        ("openai.chat", "flaky"),
+        ("anthropic.messages", "flaky"),
+    ]
     for event in events:
         assert event["error"]["code"].startswith("upstream_"), event
-

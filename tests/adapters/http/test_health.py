@@ -15,8 +15,12 @@ class Clock:
         return self.now
 
 
-def breakers(clock: Clock, *, threshold: int = 3, cooldown: float = 10.0, probes: int = 1) -> CircuitBreakers:
-    config = BreakerConfig(failure_threshold=threshold, cooldown_seconds=cooldown, half_open_probes=probes)
+def breakers(
+    clock: Clock, *, threshold: int = 3, cooldown: float = 10.0, probes: int = 1
+) -> CircuitBreakers:
+    config = BreakerConfig(
+        failure_threshold=threshold, cooldown_seconds=cooldown, half_open_probes=probes
+    )
     return CircuitBreakers(["a", "b"], config, clock=clock)
 
 

@@ -23,8 +23,15 @@ from engine.errors import ConfigError
 
 KEYS = {"KEY_A": "sk-test-aaaaaaaaaaaaaaaa", "KEY_B": "sk-test-bbbbbbbbbbbbbbbb"}
 A, B = Target("a", "model-a"), Target("b", "model-b")
-OK = {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [
-    {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+OK = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    ],
+}
 Reply = httpx.Response | Exception | Callable[[], httpx.Response]
 
 
@@ -81,9 +88,15 @@ class Rig:
     upstreams: Upstreams
     metrics: Metrics
 
-    async def run(self, targets: tuple[Target, ...] = (A, B), *, stream: bool = False) -> Served | Failed:
+    async def run(
+        self, targets: tuple[Target, ...] = (A, B), *, stream: bool = False
+    ) -> Served | Failed:
         def plan(target: Target, provider: Provider) -> ProviderCall:
-            body = {"model": target.model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            body = {
+                "model": target.model,
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": stream,
+            }
             return ProviderCall("chat", "openai.chat", target.model, body, stream)
 
         return await self.executor.execute(targets, plan, client_api="openai.chat")
@@ -103,8 +116,14 @@ def rig() -> Iterator[Callable[..., Rig]]:
         health = CircuitBreakers(providers, config.routing.breaker, clock=clock)
         metrics = Metrics()
         executor = RouteExecutor(
-            providers, health, config.routing, metrics, secrets=tuple(KEYS.values()),
-            sleep=clock.sleep, clock=clock, rng=lambda: rng,
+            providers,
+            health,
+            config.routing,
+            metrics,
+            secrets=tuple(KEYS.values()),
+            sleep=clock.sleep,
+            clock=clock,
+            rng=lambda: rng,
         )
         return Rig(executor, health, clock, upstreams, metrics)
 
@@ -118,18 +137,26 @@ def ok() -> httpx.Response:
 
 
 def status(code: int, **headers: str) -> httpx.Response:
-    return httpx.Response(code, headers=headers, json={"error": {"message": "nope", "type": "server_error"}})
+    return httpx.Response(
+        code, headers=headers, json={"error": {"message": "nope", "type": "server_error"}}
+    )
 
 
-async def test_retry_waits_what_retry_after_ms_asks_then_succeeds_on_the_same_target(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(429, **{"retry-after-ms": "700", "retry-after": "1"}), ok()], "b": [ok()]},
-            "routing: {max_retries_per_target: 1}")
+async def test_retry_waits_what_retry_after_ms_asks_then_succeeds_on_the_same_target(
+    rig: Callable[..., Rig],
+) -> None:
+    r = rig(
+        {"a": [status(429, **{"retry-after-ms": "700", "retry-after": "1"}), ok()], "b": [ok()]},
+        "routing: {max_retries_per_target: 1}",
+    )
 
     result = await r.run()
 
     assert isinstance(result, Served) and result.target == A
     assert len(r.clock.sleeps) == 1 and r.clock.sleeps[0] >= 0.7
-    assert r.clock.sleeps[0] == pytest.approx(0.7 + 0.5 * 0.25)  # plus the jitter (rng 0.5, base 250 ms)
+    assert r.clock.sleeps[0] == pytest.approx(
+        0.7 + 0.5 * 0.25
+    )  # plus the jitter (rng 0.5, base 250 ms)
     assert len(r.upstreams.to("a")) == 2 and r.upstreams.to("b") == []
     assert 'regate_upstream_retries_total{provider="a",reason="429"} 1' in r.metrics.render()
 
@@ -143,19 +170,26 @@ async def test_retry_after_in_seconds_and_as_an_http_date() -> None:
 
 
 async def test_a_retry_after_beyond_the_cap_falls_back_at_once(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(429, **{"retry-after": "30"})], "b": [ok()]},
-            "routing: {max_retries_per_target: 3, backoff_max_ms: 2000}")
+    r = rig(
+        {"a": [status(429, **{"retry-after": "30"})], "b": [ok()]},
+        "routing: {max_retries_per_target: 3, backoff_max_ms: 2000}",
+    )
 
     result = await r.run()
 
     assert isinstance(result, Served) and result.target == B
     assert r.clock.sleeps == [] and len(r.upstreams.to("a")) == 1
-    assert 'regate_upstream_fallbacks_total{from_provider="a",to_provider="b"} 1' in r.metrics.render()
+    assert (
+        'regate_upstream_fallbacks_total{from_provider="a",to_provider="b"} 1' in r.metrics.render()
+    )
 
 
 async def test_backoff_doubles_with_full_jitter_up_to_the_cap(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(503)], "b": [ok()]},
-            "routing: {max_retries_per_target: 4, max_attempts: 6, backoff_base_ms: 100, backoff_max_ms: 500}", rng=1.0)
+    r = rig(
+        {"a": [status(503)], "b": [ok()]},
+        "routing: {max_retries_per_target: 4, max_attempts: 6, backoff_base_ms: 100, backoff_max_ms: 500}",
+        rng=1.0,
+    )
 
     result = await r.run()
 
@@ -165,8 +199,10 @@ async def test_backoff_doubles_with_full_jitter_up_to_the_cap(rig: Callable[...,
 
 
 async def test_the_time_budget_stops_retries_and_fallbacks(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(503, **{"retry-after": "0.4"})], "b": [ok()]},
-            "routing: {max_retries_per_target: 50, budget_seconds: 1, backoff_base_ms: 0}")
+    r = rig(
+        {"a": [status(503, **{"retry-after": "0.4"})], "b": [ok()]},
+        "routing: {max_retries_per_target: 50, budget_seconds: 1, backoff_base_ms: 0}",
+    )
 
     result = await r.run()
 
@@ -175,8 +211,10 @@ async def test_the_time_budget_stops_retries_and_fallbacks(rig: Callable[..., Ri
     assert len(r.upstreams.to("a")) == 3 and r.clock.sleeps == pytest.approx([0.4, 0.4])
     assert isinstance(result, Served) and result.target == B
 
-    slow = rig({"a": [ok()], "b": [ok()]},
-               "routing: {max_retries_per_target: 50, budget_seconds: 1, backoff_base_ms: 0}")
+    slow = rig(
+        {"a": [ok()], "b": [ok()]},
+        "routing: {max_retries_per_target: 50, budget_seconds: 1, backoff_base_ms: 0}",
+    )
 
     def after_700_ms() -> httpx.Response:
         slow.clock.now += 0.7
@@ -190,8 +228,10 @@ async def test_the_time_budget_stops_retries_and_fallbacks(rig: Callable[..., Ri
 
 
 async def test_max_attempts_counts_retries_and_fallbacks_together(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [httpx.ConnectError("refused")], "b": [status(500)]},
-            "routing: {max_retries_per_target: 2, max_attempts: 4, backoff_base_ms: 0}")
+    r = rig(
+        {"a": [httpx.ConnectError("refused")], "b": [status(500)]},
+        "routing: {max_retries_per_target: 2, max_attempts: 4, backoff_base_ms: 0}",
+    )
 
     result = await r.run()
 
@@ -201,15 +241,28 @@ async def test_max_attempts_counts_retries_and_fallbacks_together(rig: Callable[
 
 
 async def test_connect_timeout_and_reset_fall_back(rig: Callable[..., Rig]) -> None:
-    for error in (httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("cut")):
+    for error in (
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("cut"),
+    ):
         r = rig({"a": [error], "b": [ok()]})
         result = await r.run()
         assert isinstance(result, Served) and result.target == B, error
 
 
 async def test_a_non_retryable_4xx_is_returned_at_once_translated(rig: Callable[..., Rig]) -> None:
-    answer = httpx.Response(400, json={"error": {"message": "bad param", "type": "invalid_request_error",
-                                                 "code": "context_length_exceeded", "param": "messages"}})
+    answer = httpx.Response(
+        400,
+        json={
+            "error": {
+                "message": "bad param",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+                "param": "messages",
+            }
+        },
+    )
     r = rig({"a": [answer], "b": [ok()]}, "routing: {max_retries_per_target: 3}")
 
     result = await r.run()
@@ -220,7 +273,10 @@ async def test_a_non_retryable_4xx_is_returned_at_once_translated(rig: Callable[
 
 
 async def test_fallback_stays_on_the_route(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(500)], "b": [ok()]}, "routing: {max_retries_per_target: 1, backoff_base_ms: 0}")
+    r = rig(
+        {"a": [status(500)], "b": [ok()]},
+        "routing: {max_retries_per_target: 1, backoff_base_ms: 0}",
+    )
 
     result = await r.run((A,))
 
@@ -234,14 +290,25 @@ async def test_a_fallback_carries_nothing_of_the_provider_before(rig: Callable[.
     await r.run()
 
     [to_a], [to_b] = r.upstreams.to("a"), r.upstreams.to("b")
-    assert to_a.headers["authorization"] == f"Bearer {KEYS['KEY_A']}" and to_a.headers["openai-organization"] == "org-a"
-    assert to_b.headers["authorization"] == f"Bearer {KEYS['KEY_B']}" and "openai-organization" not in to_b.headers
+    assert (
+        to_a.headers["authorization"] == f"Bearer {KEYS['KEY_A']}"
+        and to_a.headers["openai-organization"] == "org-a"
+    )
+    assert (
+        to_b.headers["authorization"] == f"Bearer {KEYS['KEY_B']}"
+        and "openai-organization" not in to_b.headers
+    )
     sent_to_b = (str(to_b.headers.raw) + to_b.content.decode()).lower()
     assert KEYS["KEY_A"] not in sent_to_b and "org-a" not in sent_to_b
-    assert json.loads(to_b.content)["model"] == "model-b" and json.loads(to_a.content)["model"] == "model-a"
+    assert (
+        json.loads(to_b.content)["model"] == "model-b"
+        and json.loads(to_a.content)["model"] == "model-a"
+    )
 
 
-async def test_breaker_opens_skips_the_provider_then_probes_and_closes(rig: Callable[..., Rig]) -> None:
+async def test_breaker_opens_skips_the_provider_then_probes_and_closes(
+    rig: Callable[..., Rig],
+) -> None:
     routing = "routing: {breaker: {failure_threshold: 3, cooldown_seconds: 30}}"
     r = rig({"a": [httpx.ConnectError("down")] * 3 + [ok()], "b": [ok()]}, routing)
     for _ in range(3):
@@ -251,7 +318,11 @@ async def test_breaker_opens_skips_the_provider_then_probes_and_closes(rig: Call
     skipped = await r.run()
     assert isinstance(skipped, Served) and skipped.target == B and len(r.upstreams.to("a")) == 3
     only_a = await r.run((A,))
-    assert isinstance(only_a, Failed) and only_a.status == 503 and only_a.code == "upstream_circuit_open"
+    assert (
+        isinstance(only_a, Failed)
+        and only_a.status == 503
+        and only_a.code == "upstream_circuit_open"
+    )
     assert only_a.headers["retry-after"] == "30" and only_a.upstream_ms is None
     assert len(r.upstreams.to("a")) == 3  # no network call while open
 
@@ -261,7 +332,10 @@ async def test_breaker_opens_skips_the_provider_then_probes_and_closes(rig: Call
 
 
 async def test_a_failed_probe_reopens_and_falls_back(rig: Callable[..., Rig]) -> None:
-    r = rig({"a": [status(500)], "b": [ok()]}, "routing: {breaker: {failure_threshold: 1, cooldown_seconds: 5}}")
+    r = rig(
+        {"a": [status(500)], "b": [ok()]},
+        "routing: {breaker: {failure_threshold: 1, cooldown_seconds: 5}}",
+    )
     await r.run()
     r.clock.now += 5
 
@@ -283,10 +357,14 @@ class Chunks(httpx.AsyncByteStream):
 
 
 def sse(*chunks: bytes, then: Exception | None = None) -> Callable[[], httpx.Response]:
-    return lambda: httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Chunks(*chunks, then=then))
+    return lambda: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Chunks(*chunks, then=then)
+    )
 
 
-FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[]}\n\n'
+FIRST = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[]}\n\n'
+)
 
 
 @pytest.mark.parametrize(
@@ -294,11 +372,15 @@ FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"
     [
         sse(then=httpx.ReadError("cut")),  # cut before the first byte
         sse(),  # a 200 stream with no body at all
-        sse(b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'),  # error event first
+        sse(
+            b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'
+        ),  # error event first
     ],
     ids=["cut", "empty", "error-event"],
 )
-async def test_a_stream_falls_back_before_its_first_byte(rig: Callable[..., Rig], broken: Reply) -> None:
+async def test_a_stream_falls_back_before_its_first_byte(
+    rig: Callable[..., Rig], broken: Reply
+) -> None:
     r = rig({"a": [broken], "b": [sse(FIRST, b"data: [DONE]\n\n")]})
 
     result = await r.run(stream=True)
@@ -324,14 +406,25 @@ def test_stream_error_reads_each_providers_error_event() -> None:
     gemini = b'data: [{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}]\n\n'
     assert stream_error("gemini.generate_content", gemini)[0] == 503  # type: ignore[index]
     assert stream_error("openai.chat", FIRST) is None
-    assert stream_error("openai.chat", b'data: {"choices":[{"delta":{"content":"error"}}]}\n\n') is None
+    assert (
+        stream_error("openai.chat", b'data: {"choices":[{"delta":{"content":"error"}}]}\n\n')
+        is None
+    )
 
 
 def test_routing_config_defaults_and_checks() -> None:
     routing = make_config().routing
-    assert (routing.max_attempts, routing.max_retries_per_target, routing.budget_seconds) == (5, 0, 60.0)
+    assert (routing.max_attempts, routing.max_retries_per_target, routing.budget_seconds) == (
+        5,
+        0,
+        60.0,
+    )
     breaker = routing.breaker
-    assert (breaker.failure_threshold, breaker.cooldown_seconds, breaker.half_open_probes) == (5, 30.0, 1)
+    assert (breaker.failure_threshold, breaker.cooldown_seconds, breaker.half_open_probes) == (
+        5,
+        30.0,
+        1,
+    )
     with pytest.raises(ConfigError) as caught:
         make_config("routing: {backoff_base_ms: 500, backoff_max_ms: 100}")
     assert caught.value.line == 6 and "backoff_max_ms" in str(caught.value)

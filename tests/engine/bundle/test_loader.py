@@ -23,7 +23,10 @@ def test_minimal_bundle_loads_with_defaults(make_bundle: BundleFactory) -> None:
 def test_entrypoint_comes_from_manifest_metadata(make_bundle: BundleFactory) -> None:
     manifest = {"roots": ["acme"], "metadata": {"regate": {"entrypoint": "acme/gateway/verdict"}}}
     rego = 'package acme.gateway\n\nverdict := {"action": "allow"}\n'
-    assert load_bundle(make_bundle({".manifest": manifest, "p.rego": rego})).query == "data.acme.gateway.verdict"
+    assert (
+        load_bundle(make_bundle({".manifest": manifest, "p.rego": rego})).query
+        == "data.acme.gateway.verdict"
+    )
 
 
 def test_data_files_are_placed_by_directory(make_bundle: BundleFactory) -> None:
@@ -67,23 +70,35 @@ def test_builtin_the_embedded_engine_lacks_is_refused(make_bundle: BundleFactory
 def test_user_functions_and_imports_are_not_builtins(make_bundle: BundleFactory) -> None:
     rego = (
         "package regate\n\nimport rego.v1\nimport data.regate.helpers as h\n\n"
-        "double(x) := x * 2\n\ndecision := {\"action\": \"allow\"} if { double(1) == 2; h.one(1) == 1 }\n"
+        'double(x) := x * 2\n\ndecision := {"action": "allow"} if { double(1) == 2; h.one(1) == 1 }\n'
     )
     helpers = "package regate.helpers\n\none(x) := x\n"
-    bundle = load_bundle(make_bundle({".manifest": MANIFEST, "policy.rego": rego, "helpers.rego": helpers}))
+    bundle = load_bundle(
+        make_bundle({".manifest": MANIFEST, "policy.rego": rego, "helpers.rego": helpers})
+    )
     assert len(bundle.modules) == 2
 
 
 def test_package_outside_roots_is_refused(make_bundle: BundleFactory) -> None:
     with pytest.raises(BundleError, match="outside the manifest roots") as err:
-        load_bundle(make_bundle({".manifest": MANIFEST, "policy.rego": ALLOW, "other.rego": "\n\npackage elsewhere\n"}))
+        load_bundle(
+            make_bundle(
+                {
+                    ".manifest": MANIFEST,
+                    "policy.rego": ALLOW,
+                    "other.rego": "\n\npackage elsewhere\n",
+                }
+            )
+        )
     assert err.value.file is not None and err.value.file.endswith("other.rego")
     assert err.value.line == 3
 
 
 def test_data_outside_roots_is_refused(make_bundle: BundleFactory) -> None:
     with pytest.raises(BundleError, match="outside the manifest roots"):
-        load_bundle(make_bundle({".manifest": MANIFEST, "policy.rego": ALLOW, "data.json": {"other": 1}}))
+        load_bundle(
+            make_bundle({".manifest": MANIFEST, "policy.rego": ALLOW, "data.json": {"other": 1}})
+        )
 
 
 @pytest.mark.parametrize("roots", [["a", "a/b"], ["", "x"]])
@@ -99,7 +114,7 @@ def test_invalid_request_schema_is_refused(make_bundle: BundleFactory) -> None:
 
 
 def test_library_is_added_when_imported(make_bundle: BundleFactory) -> None:
-    rego = "package regate\n\nimport data.regate.lib.decision as d\n\ndecision := {\"action\": \"allow\"}\n"
+    rego = 'package regate\n\nimport data.regate.lib.decision as d\n\ndecision := {"action": "allow"}\n'
     bundle = load_bundle(make_bundle({".manifest": MANIFEST, "policy.rego": rego}))
     library = [m for m in bundle.modules if m.from_library]
     assert library and all(m.package.startswith("regate.lib") for m in library)

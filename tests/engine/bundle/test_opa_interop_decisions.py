@@ -37,13 +37,20 @@ def case_documents(bundle: Bundle) -> list[dict[str, Any]]:
     config = default_config({})
     docs = []
     for index, case in enumerate(load_cases(default_bundle_path())):
-        context = dict(case.context) if case.context else {"providers": provider_context(config), "usage": {}}
+        context = (
+            dict(case.context)
+            if case.context
+            else {"providers": provider_context(config), "usage": {}}
+        )
         context.setdefault("providers", {})
         context.setdefault("usage", {})
         try:
             doc = build_policy_input(
-                case.request, api=case.api, principal=case.principal or DEFAULT_PRINCIPAL,
-                context=context, request_id=f"req_case{index}",
+                case.request,
+                api=case.api,
+                principal=case.principal or DEFAULT_PRINCIPAL,
+                context=context,
+                request_id=f"req_case{index}",
             ).document
         except InputError:
             continue  # a case about a malformed request never reaches Rego
@@ -69,7 +76,9 @@ def opa_decisions(
     decoder, text, at, values = json.JSONDecoder(), result.stdout, result.stdout.index("{"), []
     while at < len(text):
         report, at = decoder.raw_decode(text, at)
-        values.append(report["result"][0]["expressions"][0]["value"] if "result" in report else None)
+        values.append(
+            report["result"][0]["expressions"][0]["value"] if "result" in report else None
+        )
         while at < len(text) and text[at].isspace():
             at += 1
     return values
@@ -84,7 +93,9 @@ def assert_same_decisions(ours: list[Any], theirs: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_regate_build_signed_bundle_decides_the_same_in_opa(opa_bin: str, tmp_path: Path, algorithm: str) -> None:
+def test_regate_build_signed_bundle_decides_the_same_in_opa(
+    opa_bin: str, tmp_path: Path, algorithm: str
+) -> None:
     private, public = write_keys(tmp_path, algorithm)
     archive = tmp_path / "regate.tar.gz"
     command = ["build", str(default_bundle_path()), "-o", str(archive), "--revision", "interop-1"]
@@ -115,6 +126,8 @@ def test_opa_build_signed_bundle_loads_in_regate_and_decides_the_same(
     assert bundle.verified and bundle.revision == "opa-built-1"
     docs = case_documents(bundle)
     ours = regate_decisions(bundle, docs)
-    assert_same_decisions(ours, opa_decisions(opa_bin, archive, public, algorithm, bundle.query, docs))
+    assert_same_decisions(
+        ours, opa_decisions(opa_bin, archive, public, algorithm, bundle.query, docs)
+    )
     # ...and the same as the source bundle regate shipped.
     assert ours == regate_decisions(load_bundle(default_bundle_path()), docs)

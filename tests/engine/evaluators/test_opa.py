@@ -82,9 +82,13 @@ def test_registered_as_opa() -> None:
 
 
 def test_from_bundle_takes_url_and_time_out_from_config(make_bundle: BundleFactory) -> None:
-    bundle = load_bundle(make_bundle({"policy.rego": POLICY, "lib/lib.rego": LIBRARY, "data.json": DATA}))
+    bundle = load_bundle(
+        make_bundle({"policy.rego": POLICY, "lib/lib.rego": LIBRARY, "data.json": DATA})
+    )
     config = default_config({})
-    config = replace(config, policy=replace(config.policy, opa_url="http://127.0.0.1:9", timeout_ms=42))
+    config = replace(
+        config, policy=replace(config.policy, opa_url="http://127.0.0.1:9", timeout_ms=42)
+    )
     evaluator = OpaEvaluator.from_bundle(bundle, config)
     assert (evaluator.where, evaluator.timeout_ms) == ("127.0.0.1:9", 42)
     assert evaluator.prefix == OpaEvaluator.from_bundle(bundle, config).prefix
@@ -114,7 +118,9 @@ async def test_only_rule_paths_are_queries(opa: OpaEvaluator) -> None:
         await opa.evaluate("data.app.answer == 1", {})
 
 
-async def test_bundles_with_the_same_packages_do_not_collide(opa: OpaEvaluator, opa_server: str) -> None:
+async def test_bundles_with_the_same_packages_do_not_collide(
+    opa: OpaEvaluator, opa_server: str
+) -> None:
     other = OpaEvaluator(MODULES, {"app": {"words": {"en": "hi"}}}, url=opa_server)
     try:
         assert await other.evaluate("data.app.greeting", {"lang": "en"}) == "hi"
@@ -153,7 +159,9 @@ async def test_unload_removes_the_namespace(opa_server: str) -> None:
 
 
 async def test_a_module_opa_refuses_names_file_and_line(opa_server: str) -> None:
-    broken = OpaEvaluator([("bad.rego", "package bad\n\nx := undefined_fn(1)\n")], {}, url=opa_server)
+    broken = OpaEvaluator(
+        [("bad.rego", "package bad\n\nx := undefined_fn(1)\n")], {}, url=opa_server
+    )
     try:
         with pytest.raises(BundleError) as refused:
             await broken.prepare()
@@ -230,16 +238,25 @@ async def test_slow_opa_times_out(slow_opa: str) -> None:
 def _pipeline(bundle_dir: Path, url: str, timeout_ms: int) -> tuple[DecisionPipeline, OpaEvaluator]:
     bundle = load_bundle(bundle_dir)
     config = default_config({})
-    config = replace(config, policy=replace(config.policy, engine="opa", opa_url=url, timeout_ms=timeout_ms))
+    config = replace(
+        config, policy=replace(config.policy, engine="opa", opa_url=url, timeout_ms=timeout_ms)
+    )
     evaluator = OpaEvaluator.from_bundle(bundle, config)
-    return DecisionPipeline(bundle, evaluator, providers=["echo"], routes={}, timeout_ms=timeout_ms), evaluator
+    return DecisionPipeline(
+        bundle, evaluator, providers=["echo"], routes={}, timeout_ms=timeout_ms
+    ), evaluator
 
 
-DOC: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+DOC: dict[str, Any] = {
+    "model": "m",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+}
 
 
 @pytest.mark.parametrize("where", ["unreachable", "slow"])
-async def test_the_pipeline_denies_with_policy_error(where: str, slow_opa: str, make_bundle: BundleFactory) -> None:
+async def test_the_pipeline_denies_with_policy_error(
+    where: str, slow_opa: str, make_bundle: BundleFactory
+) -> None:
     policy = 'package regate\nimport rego.v1\ndecision := {"action": "allow", "reasons": []}\n'
     url = slow_opa if where == "slow" else f"http://127.0.0.1:{free_port()}"
     pipeline, evaluator = _pipeline(make_bundle({"policy.rego": policy}), url, 100)
@@ -262,5 +279,9 @@ decision := {"action": "deny", "reasons": [{"code": "x.y", "message": input.mode
     finally:
         await evaluator.unload()
         await evaluator.close()
-    assert outcome.decision == {"action": "deny", "reasons": [{"code": "x.y", "message": "m"}], "status": 451}
+    assert outcome.decision == {
+        "action": "deny",
+        "reasons": [{"code": "x.y", "message": "m"}],
+        "status": 451,
+    }
     assert outcome.status == 451
