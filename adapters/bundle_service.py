@@ -51,8 +51,15 @@ RETRY_FACTOR = 1.6
 RETRY_JITTER = 0.2
 
 Reason = Literal[
-    "network", "timeout", "http_status", "too_large", "bad_archive",
-    "signature", "invalid_bundle", "activation", "cache",
+    "network",
+    "timeout",
+    "http_status",
+    "too_large",
+    "bad_archive",
+    "signature",
+    "invalid_bundle",
+    "activation",
+    "cache",
 ]
 # Failure reason (a metrics label) -> stable error code (status, /readyz, logs).
 ERROR_CODES: dict[str, str] = {
@@ -78,7 +85,12 @@ class BundleFailure:
     time: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "reason": self.reason, "message": self.message, "time": self.time}
+        return {
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+            "time": self.time,
+        }
 
 
 @dataclass
@@ -146,7 +158,10 @@ def display_url(url: str) -> str:
 
 def polling_delay(polling: PollingConfig, rng: random.Random) -> float:
     """Seconds to wait after a successful poll: uniform between min and max, as OPA jitters."""
-    return polling.min_delay_seconds + (polling.max_delay_seconds - polling.min_delay_seconds) * rng.random()
+    return (
+        polling.min_delay_seconds
+        + (polling.max_delay_seconds - polling.min_delay_seconds) * rng.random()
+    )
 
 
 def retry_delay(retry: int, max_delay: float, rng: random.Random) -> float:
@@ -219,7 +234,9 @@ class BundleService:
             outcome = "failed"
         if not self.status.active:
             await self.load_cache()
-        self._task = asyncio.create_task(self._run(outcome), name=f"bundle-service {self.status.service}")
+        self._task = asyncio.create_task(
+            self._run(outcome), name=f"bundle-service {self.status.service}"
+        )
         return self.status.active
 
     async def stop(self) -> None:
@@ -281,21 +298,29 @@ class BundleService:
         if self.status.etag:
             headers["if-none-match"] = self.status.etag
         try:
-            async with self._client.stream("GET", self.url, headers=headers, timeout=timeout) as response:
+            async with self._client.stream(
+                "GET", self.url, headers=headers, timeout=timeout
+            ) as response:
                 if response.status_code == 304:
                     return None
                 if response.status_code != 200:
-                    raise _Refused("http_status", f"the bundle service answered HTTP {response.status_code}")
+                    raise _Refused(
+                        "http_status", f"the bundle service answered HTTP {response.status_code}"
+                    )
                 content_type = response.headers.get("content-type", "").split(";")[0].strip()
                 self._long_poll = content_type == LONG_POLL_CONTENT_TYPE
                 self.status.long_polling = self._long_poll and wait is not None
                 raw = await self._read_limited(response)
                 return raw, response.headers.get("etag") or None
         except httpx.TimeoutException as exc:
-            raise _Refused("timeout", f"the bundle service did not answer in time ({type(exc).__name__})") from None
+            raise _Refused(
+                "timeout", f"the bundle service did not answer in time ({type(exc).__name__})"
+            ) from None
         except httpx.HTTPError as exc:
             # The exception text, not the URL: the URL may carry a token in its query.
-            raise _Refused("network", f"cannot reach the bundle service: {type(exc).__name__}: {exc}") from None
+            raise _Refused(
+                "network", f"cannot reach the bundle service: {type(exc).__name__}: {exc}"
+            ) from None
 
     async def _read_limited(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")
@@ -328,9 +353,14 @@ class BundleService:
         except BundleError as exc:
             return _Refused("bad_archive", str(exc))
         if "patch.json" in files:
-            return _Refused("invalid_bundle", "delta bundles (patch.json) are not supported; serve a snapshot bundle")
+            return _Refused(
+                "invalid_bundle",
+                "delta bundles (patch.json) are not supported; serve a snapshot bundle",
+            )
         try:
-            return load_bundle(self.status.service, verification_key=self._key, scope=self._scope, files=files)
+            return load_bundle(
+                self.status.service, verification_key=self._key, scope=self._scope, files=files
+            )
         except SignatureError as exc:
             return _Refused("signature", str(exc))
         except BundleError as exc:
@@ -349,18 +379,34 @@ class BundleService:
         status.activations += 1
         status.failing = False
         status.last_activation = utc_now()
-        log.info("activated bundle revision %r (%s) from the %s", bundle.revision, bundle.digest, source)
+        log.info(
+            "activated bundle revision %r (%s) from the %s", bundle.revision, bundle.digest, source
+        )
 
     def _failed(self, refused: _Refused) -> None:
-        failure = BundleFailure(refused.reason, ERROR_CODES[refused.reason], refused.message, utc_now())
+        failure = BundleFailure(
+            refused.reason, ERROR_CODES[refused.reason], refused.message, utc_now()
+        )
         status = self.status
         status.failures += 1
-        status.failures_by_reason[failure.reason] = status.failures_by_reason.get(failure.reason, 0) + 1
+        status.failures_by_reason[failure.reason] = (
+            status.failures_by_reason.get(failure.reason, 0) + 1
+        )
         status.failing = refused.reason != "cache"
         status.last_error = failure
-        serving = f"revision {status.revision!r} keeps serving" if status.active else "no bundle is active"
-        log.warning("bundle update from %s failed (%s, %s): %s; %s",
-                    status.service, failure.reason, failure.code, failure.message, serving)
+        serving = (
+            f"revision {status.revision!r} keeps serving"
+            if status.active
+            else "no bundle is active"
+        )
+        log.warning(
+            "bundle update from %s failed (%s, %s): %s; %s",
+            status.service,
+            failure.reason,
+            failure.code,
+            failure.message,
+            serving,
+        )
         if self._on_failure is not None:
             self._on_failure(failure)
 
@@ -372,7 +418,11 @@ class BundleService:
         try:
             self._cache.save(raw, etag=etag, revision=bundle.revision, digest=bundle.digest)
         except OSError as exc:
-            self._failed(_Refused("cache", f"cannot persist the bundle to {self._cache.directory}: {exc.strerror}"))
+            self._failed(
+                _Refused(
+                    "cache", f"cannot persist the bundle to {self._cache.directory}: {exc.strerror}"
+                )
+            )
 
     async def load_cache(self) -> bool:
         """Activate the cached bundle (verified and checked again); whether one was activated."""
@@ -389,10 +439,15 @@ class BundleService:
             bundle = await self._check(cached.raw)
             await self._switch(bundle, source="cache")
         except _Refused as refused:
-            self._failed(_Refused("cache", f"cached bundle refused ({refused.reason}): {refused.message}"))
+            self._failed(
+                _Refused("cache", f"cached bundle refused ({refused.reason}): {refused.message}")
+            )
             return False
         # The next poll asks for anything newer than what the cache holds.
         self.status.etag = cached.etag
-        log.warning("serving the cached bundle revision %r saved %s: the bundle service gave none",
-                    bundle.revision, cached.saved)
+        log.warning(
+            "serving the cached bundle revision %r saved %s: the bundle service gave none",
+            bundle.revision,
+            cached.saved,
+        )
         return True

@@ -93,9 +93,12 @@ def main() -> None:
         print(f"{'clean text' if not pii else 'PII-dense text (~8 findings per KB)'}:")
         print(f"{'size':>8} {'bytes':>8} {'p50 µs':>10} {'p99 µs':>10}  action")
         for label, r in rows.items():
-            print(f"{label:>8} {r['bytes']:>8} {r['p50_us']:>10.1f} {r['p99_us']:>10.1f}  {r['action']}")
+            print(
+                f"{label:>8} {r['bytes']:>8} {r['p50_us']:>10.1f} {r['p99_us']:>10.1f}  {r['action']}"
+            )
         ratio = rows["128 KB"]["p50_us"] / rows["1 KB"]["p50_us"]
         print(f"128 KB / 1 KB p50 ratio: {ratio:.1f}x (linear growth: <= 128x)\n")
+
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
@@ -43,13 +54,17 @@ def test_wheel_carries_schemas_rules_and_bundles(wheel: Path) -> None:
         assert expected in names, expected
 
 
-def test_installed_wheel_checks_and_decides_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+def test_installed_wheel_checks_and_decides_outside_the_checkout(
+    wheel: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(target)
     python = target / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     with zipfile.ZipFile(wheel) as archive:  # a wheel install is an unzip into site-packages
         archive.extractall(site)
@@ -57,20 +72,53 @@ def test_installed_wheel_checks_and_decides_outside_the_checkout(wheel: Path, tm
     # PYTHONPATH entries are not scanned for .pth files, so the editable checkout stays out.
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     where = subprocess.run(
-        [str(python), "-c", "from engine.resources import default_bundle_path; print(default_bundle_path())"],
-        cwd=tmp_path, env=env, check=True, capture_output=True, text=True,
+        [
+            str(python),
+            "-c",
+            "from engine.resources import default_bundle_path; print(default_bundle_path())",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     assert where.startswith(site) and "_data" in where
     check = subprocess.run(
-        [str(python), "-m", "adapters.cli.main", "check", where, str(Path(where).parent / "strict")],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        [
+            str(python),
+            "-m",
+            "adapters.cli.main",
+            "check",
+            where,
+            str(Path(where).parent / "strict"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     request = tmp_path / "request.json"
-    request.write_text('{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "mail a@b.co"}]}')
+    request.write_text(
+        '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "mail a@b.co"}]}'
+    )
     decided = subprocess.run(
-        [str(python), "-m", "adapters.cli.main", "eval", where, "--request", str(request), "--format", "json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        [
+            str(python),
+            "-m",
+            "adapters.cli.main",
+            "eval",
+            where,
+            "--request",
+            str(request),
+            "--format",
+            "json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert decided.returncode == 0, decided.stderr
     assert '"action": "redact"' in decided.stdout

@@ -61,7 +61,10 @@ class _ChunkWriter:
         """
         piece = b"," + event if self.events else event
         # ``piece`` and the closing "]" as input; the gzip header may still be pending too.
-        if self._written + deflate_bound(self._pending + len(piece) + 1) + GZIP_WRAPPER > self._limit:
+        if (
+            self._written + deflate_bound(self._pending + len(piece) + 1) + GZIP_WRAPPER
+            > self._limit
+        ):
             synced = self._z.copy()
             flushed = synced.flush(zlib.Z_SYNC_FLUSH) if self._pending else b""
             written = self._written + len(flushed)

@@ -29,7 +29,18 @@ from engine.pipeline import Outcome
 PromptLevel = Literal["none", "redacted", "full"]
 
 # Top-level canonical fields that carry no client-written content.
-CONTENT_FREE = ("version", "id", "time", "principal", "api", "operation", "model", "findings", "context", "size")
+CONTENT_FREE = (
+    "version",
+    "id",
+    "time",
+    "principal",
+    "api",
+    "operation",
+    "model",
+    "findings",
+    "context",
+    "size",
+)
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 
 

@@ -70,11 +70,21 @@ def decision_log_uploader(
     """The uploader ``config.decision_logs`` asks for (None when absent), its gauges on ``metrics``."""
     if config.decision_logs is None:
         return None
-    uploader = DecisionLogUploader(config.decision_logs, prompt_level=config.audit.prompt, transport=transport)
+    uploader = DecisionLogUploader(
+        config.decision_logs, prompt_level=config.audit.prompt, transport=transport
+    )
     dropped = "Decision log events dropped (buffer full, too large, or unsent at shutdown)."
     metrics.gauge("regate_decision_logs_dropped_total", dropped, lambda: uploader.dropped)
-    metrics.gauge("regate_decision_logs_buffer_depth", "Decision log events to upload.", lambda: uploader.depth)
-    metrics.gauge("regate_decision_logs_uploaded_total", "Decision log events uploaded.", lambda: uploader.uploaded)
+    metrics.gauge(
+        "regate_decision_logs_buffer_depth",
+        "Decision log events to upload.",
+        lambda: uploader.depth,
+    )
+    metrics.gauge(
+        "regate_decision_logs_uploaded_total",
+        "Decision log events uploaded.",
+        lambda: uploader.uploaded,
+    )
     return uploader
 
 
@@ -95,7 +105,12 @@ class DecisionLogUploader:
         self.endpoint = config.url.rstrip("/") + "/logs"
         version = regate_version()
         # regate's own labels win over configured ones, as OPA's id and version do.
-        self.labels: Mapping[str, str] = {**config.labels, "id": str(uuid.uuid4()), "version": version, "app": "regate"}
+        self.labels: Mapping[str, str] = {
+            **config.labels,
+            "id": str(uuid.uuid4()),
+            "version": version,
+            "app": "regate",
+        }
         self._headers = {"user-agent": f"regate/{version}", **config.headers}
         self._transport = transport
         self._rng = rng or random.Random()
@@ -120,10 +135,18 @@ class DecisionLogUploader:
     def start(self) -> None:
         if self._task is None:
             self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="regate-decision-logs")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="regate-decision-logs"
+            )
 
     def record(
-        self, outcome: Outcome, *, decision_id: str, timestamp: str, bundle: Bundle, handler_ms: float | None = None
+        self,
+        outcome: Outcome,
+        *,
+        decision_id: str,
+        timestamp: str,
+        bundle: Bundle,
+        handler_ms: float | None = None,
     ) -> None:
         """Buffer the decision log event of one decision made with ``bundle``.
 
@@ -132,8 +155,13 @@ class DecisionLogUploader:
         """
         try:
             event = decision_event(
-                outcome, decision_id=decision_id, timestamp=timestamp, path=bundle.entrypoint,
-                bundle=(bundle_name(bundle.source), bundle.revision), level=self.prompt_level, labels=self.labels,
+                outcome,
+                decision_id=decision_id,
+                timestamp=timestamp,
+                path=bundle.entrypoint,
+                bundle=(bundle_name(bundle.source), bundle.revision),
+                level=self.prompt_level,
+                labels=self.labels,
                 handler_ms=handler_ms,
             )
         except Exception:
@@ -189,12 +217,18 @@ class DecisionLogUploader:
             if await self.flush(timeout=max(0.05, deadline - loop.time())):
                 break
             retries += 1
-            pause = min(retry_delay(retries, self.config.max_delay_seconds, self._rng), deadline - loop.time())
+            pause = min(
+                retry_delay(retries, self.config.max_delay_seconds, self._rng),
+                deadline - loop.time(),
+            )
             if pause <= 0:
                 break
             await asyncio.sleep(pause)
         if self._buffer:
-            log.error("decision logs: %d event(s) could not be uploaded before shutdown", len(self._buffer))
+            log.error(
+                "decision logs: %d event(s) could not be uploaded before shutdown",
+                len(self._buffer),
+            )
             self.dropped += len(self._buffer)
             self._buffer.clear()
         if self._client is not None:
@@ -208,7 +242,9 @@ class DecisionLogUploader:
             if self._retries:
                 delay = retry_delay(self._retries, self.config.max_delay_seconds, self._rng)
             else:
-                delay = self._rng.uniform(self.config.min_delay_seconds, self.config.max_delay_seconds)
+                delay = self._rng.uniform(
+                    self.config.min_delay_seconds, self.config.max_delay_seconds
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
@@ -252,7 +288,9 @@ class DecisionLogUploader:
                 return True
             why = f"HTTP {response.status_code}"
         self.failed_uploads += 1
-        log.warning("decision log upload of %d event(s) failed (%s); will retry", len(chunk.events), why)
+        log.warning(
+            "decision log upload of %d event(s) failed (%s); will retry", len(chunk.events), why
+        )
         return False
 
     def _requeue(self, events: list[Item]) -> None:
@@ -270,7 +308,8 @@ class DecisionLogUploader:
             self._warned_drop = True
             log.warning(
                 "decision log buffer full (%d events): dropping the oldest; raise buffer_size_limit_events "
-                "or lower the delays", self.config.buffer_size_limit_events,
+                "or lower the delays",
+                self.config.buffer_size_limit_events,
             )
 
 

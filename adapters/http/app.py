@@ -26,7 +26,9 @@ DECISION_HEADER = b"x-regate-decision-id"
 # The audited routes and the API each speaks (``/v1/decide``'s is not known before its body
 # is read): every request to one is audited, including one refused here.
 AUDITED_ROUTES: dict[str, str | None] = {
-    "/v1/chat/completions": "openai.chat", "/v1/embeddings": "openai.embeddings", "/v1/messages": "anthropic.messages",
+    "/v1/chat/completions": "openai.chat",
+    "/v1/embeddings": "openai.embeddings",
+    "/v1/messages": "anthropic.messages",
     "/v1/decide": None,
 }
 
@@ -42,7 +44,9 @@ def api_for_path(path: str) -> str:
 class GatewayMiddleware:
     """Request id + body limit + decision-id header, as one pure ASGI layer."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, on_refused: OnRefused | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, on_refused: OnRefused | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.on_refused = on_refused
@@ -71,10 +75,14 @@ class GatewayMiddleware:
                     "(server.max_body_bytes)"
                 )
                 api = api_for_path(scope["path"])
-                response = error_response(api, 413, "request_too_large", message, request_id=request_id)
+                response = error_response(
+                    api, 413, "request_too_large", message, request_id=request_id
+                )
                 await response(scope, receive, send_with_id)
                 if scope["path"] in AUDITED_ROUTES and self.on_refused is not None:
-                    await self.on_refused(request_id, AUDITED_ROUTES[scope["path"]], 413, "request_too_large", message)
+                    await self.on_refused(
+                        request_id, AUDITED_ROUTES[scope["path"]], 413, "request_too_large", message
+                    )
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_with_id)
@@ -127,9 +135,20 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def models(request: Request) -> Response:
         if gateway.authenticate(request) is None:
-            return error_response("openai.chat", 401, "invalid_api_key", "the regate API key is missing or not valid", request_id=request.state.request_id)
-        names = sorted({m for m in gateway.config.routes if m != "*"} | {t.model for ts in gateway.config.routes.values() for t in ts if t.model})
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "regate"} for name in names]
+            return error_response(
+                "openai.chat",
+                401,
+                "invalid_api_key",
+                "the regate API key is missing or not valid",
+                request_id=request.state.request_id,
+            )
+        names = sorted(
+            {m for m in gateway.config.routes if m != "*"}
+            | {t.model for ts in gateway.config.routes.values() for t in ts if t.model}
+        )
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "regate"} for name in names
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def decide(request: Request) -> Response:
@@ -147,7 +166,9 @@ def create_app(gateway: Gateway) -> Starlette:
         pipeline = gateway.pipeline
         bundle = bundle_report(pipeline, gateway.bundle_service)
         body = {
-            "ready": gateway.ready, "bundle": bundle, "engine": pipeline.evaluator.name,
+            "ready": gateway.ready,
+            "bundle": bundle,
+            "engine": pipeline.evaluator.name,
             "providers": sorted(gateway.providers),
         }
         return JSONResponse(body, status_code=200 if gateway.ready else 503)
@@ -156,7 +177,13 @@ def create_app(gateway: Gateway) -> Starlette:
         return PlainTextResponse(gateway.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error_response(api_for_path(request.url.path), 404, "not_found", f"no route for {request.method} {request.url.path}", request_id=request.state.request_id)
+        return error_response(
+            api_for_path(request.url.path),
+            404,
+            "not_found",
+            f"no route for {request.method} {request.url.path}",
+            request_id=request.state.request_id,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -177,8 +204,12 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found}
+    )
     app.add_middleware(
-        GatewayMiddleware, max_body_bytes=gateway.config.server.max_body_bytes, on_refused=gateway.refused
+        GatewayMiddleware,
+        max_body_bytes=gateway.config.server.max_body_bytes,
+        on_refused=gateway.refused,
     )
     return app

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from adapters.bundle_service import Activate, BundleFailure, BundleService
 from engine.bundle.cache import BundleCache
 from engine.bundle.loader import Bundle, Manifest
-from adapters.bundle_service import Activate, BundleFailure, BundleService
 from engine.bundle.signing import load_verification_key
 from engine.config import Config
 from engine.detectors import compile_detectors
@@ -49,12 +49,22 @@ def pending_pipeline(config: Config) -> DecisionPipeline:
     """A pipeline that denies everything with ``policy.error`` (503), whatever ``on_error`` says:
     failing open is for a policy that fails, not for having none."""
     empty = Bundle(
-        source="", files={}, manifest=Manifest(), modules=(), data={}, digest="",
-        detectors=compile_detectors([]), request_schemas={},
+        source="",
+        files={},
+        manifest=Manifest(),
+        modules=(),
+        data={},
+        digest="",
+        detectors=compile_detectors([]),
+        request_schemas={},
     )
     return DecisionPipeline(
-        empty, _NoBundle(), providers=config.providers.keys(), routes=routes_from_config(config),
-        on_error="deny", timeout_ms=config.policy.timeout_ms,
+        empty,
+        _NoBundle(),
+        providers=config.providers.keys(),
+        routes=routes_from_config(config),
+        on_error="deny",
+        timeout_ms=config.policy.timeout_ms,
     )
 
 

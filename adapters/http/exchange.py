@@ -26,7 +26,9 @@ class Exchange:
     principal: dict[str, Any] | None = None
     model: str | None = None
     outcome: Outcome | None = None
-    pipeline: DecisionPipeline | None = None  # the one that decided (the active one may change meanwhile)
+    pipeline: DecisionPipeline | None = (
+        None  # the one that decided (the active one may change meanwhile)
+    )
     provider: str | None = None
     upstream_model: str | None = None
     status: int = 200
@@ -45,13 +47,26 @@ class Exchange:
         self.error_message = message
 
     def audit_event(
-        self, *, bundle_revision: str, bundle_digest: str, engine: str, prompt_level: Literal["none", "redacted", "full"]
+        self,
+        *,
+        bundle_revision: str,
+        bundle_digest: str,
+        engine: str,
+        prompt_level: Literal["none", "redacted", "full"],
     ) -> dict[str, Any]:
         outcome = self.outcome
         decision = outcome.decision if outcome else None
-        findings = {f["path"]: f["detector"] for f in outcome.request.get("findings", [])} if outcome else {}
-        redactions = decision.get("redactions", []) if decision and outcome and outcome.allowed else []
-        detectors = sorted({findings[r["path"]] for r in redactions if "start" in r and r.get("path") in findings})
+        findings = (
+            {f["path"]: f["detector"] for f in outcome.request.get("findings", [])}
+            if outcome
+            else {}
+        )
+        redactions = (
+            decision.get("redactions", []) if decision and outcome and outcome.allowed else []
+        )
+        detectors = sorted(
+            {findings[r["path"]] for r in redactions if "start" in r and r.get("path") in findings}
+        )
         event: dict[str, Any] = {
             "id": self.request_id,
             "time": self.time,
@@ -70,7 +85,10 @@ class Exchange:
                 "upstream": round(self.upstream_ms, 3) if self.upstream_ms is not None else None,
                 "total": round((time.perf_counter() - self.started) * 1000, 3),
             },
-            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            },
             "bundle": {"revision": bundle_revision, "digest": bundle_digest},
             "engine": engine,
         }
@@ -80,7 +98,9 @@ class Exchange:
             prompt = audit_prompt(
                 prompt_level,
                 received=outcome.request.get("messages", []),
-                forwarded=outcome.forward.get("messages", []) if outcome.forward is not None else None,
+                forwarded=outcome.forward.get("messages", [])
+                if outcome.forward is not None
+                else None,
             )
             if prompt is not None:
                 event["prompt"] = prompt

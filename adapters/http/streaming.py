@@ -11,9 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from starlette.types import Message, Receive, Scope, Send
+
 from adapters.providers.upstream import UpstreamError, UpstreamResponse
 from adapters.translate.translator import StreamTranslator
-from starlette.types import Message, Receive, Scope, Send
 
 
 @dataclass
@@ -54,7 +55,9 @@ class TranslatedStream:
             else:
                 pump.cancel()
                 await asyncio.gather(pump, return_exceptions=True)
-                result = StreamResult(False, True, "client_disconnected", "the client closed the stream")
+                result = StreamResult(
+                    False, True, "client_disconnected", "the client closed the stream"
+                )
         finally:
             watcher.cancel()
             await self._upstream.aclose()

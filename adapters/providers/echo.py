@@ -110,7 +110,13 @@ async def _stream(
     ]
     usage = response["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
     events.append({"type": "stop", "stop_reason": response["stop_reason"]})
-    events.append({"type": "usage", "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]})
+    events.append(
+        {
+            "type": "usage",
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+        }
+    )
     for event in events:
         yield serialize_all(encoder.feed(event))
     yield serialize_all(encoder.finish())

@@ -55,9 +55,13 @@ def response_to_canonical(body: Mapping[str, Any]) -> CanonicalResponse:
             parts.append({"type": "text", "text": str(block["text"])})
         elif block.get("type") == "tool_use":
             arguments = block.get("input")
-            calls.append(tool_call(str(block.get("id") or f"toolu_{len(calls)}"),
-                                   str(block.get("name") or ""),
-                                   dumps(arguments if isinstance(arguments, Mapping) else {})))
+            calls.append(
+                tool_call(
+                    str(block.get("id") or f"toolu_{len(calls)}"),
+                    str(block.get("name") or ""),
+                    dumps(arguments if isinstance(arguments, Mapping) else {}),
+                )
+            )
     usage = body.get("usage")
     return {
         "id": str(body.get("id") or ""),
@@ -78,8 +82,10 @@ def response_from_canonical(response: CanonicalResponse) -> dict[str, Any]:
     content: list[dict[str, Any]] = [
         {"type": "text", "text": part["text"]} for part in response["content"] if part["text"]
     ]
-    content.extend({"type": "tool_use", "id": call["id"], "name": call["name"],
-                    "input": call["arguments"]} for call in response["tool_calls"])
+    content.extend(
+        {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["arguments"]}
+        for call in response["tool_calls"]
+    )
     usage = response["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
     return {
         "id": response["id"],
@@ -89,8 +95,10 @@ def response_from_canonical(response: CanonicalResponse) -> dict[str, Any]:
         "content": content,
         "stop_reason": _STOP_OUT[response["stop_reason"]],
         "stop_sequence": None,
-        "usage": {"input_tokens": usage["prompt_tokens"],
-                  "output_tokens": usage["completion_tokens"]},
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+        },
     }
 
 
@@ -112,13 +120,24 @@ class StreamDecoder:
         kind = payload.get("type") or event.event
         if kind == "error":
             fault = describe_upstream_error(API, payload)
-            return [{"type": "error", "status": fault.status, "code": "upstream_error",
-                     "message": fault.message}]
+            return [
+                {
+                    "type": "error",
+                    "status": fault.status,
+                    "code": "upstream_error",
+                    "message": fault.message,
+                }
+            ]
         if kind == "message_start":
             message = payload.get("message") or {}
             self._start_usage = message.get("usage") or {}
-            return [{"type": "start", "id": str(message.get("id") or ""),
-                     "model": str(message.get("model") or "")}]
+            return [
+                {
+                    "type": "start",
+                    "id": str(message.get("id") or ""),
+                    "model": str(message.get("model") or ""),
+                }
+            ]
         if kind == "content_block_start":
             return self._block_start(payload.get("index", 0), payload.get("content_block") or {})
         if kind == "content_block_delta":
@@ -142,17 +161,28 @@ class StreamDecoder:
             self._blocks[index] = ("text", self._texts)
             self._texts += 1
             if block.get("text"):
-                return [{"type": "text_delta", "index": self._texts - 1,
-                         "text": str(block["text"])}]
+                return [
+                    {"type": "text_delta", "index": self._texts - 1, "text": str(block["text"])}
+                ]
         elif block.get("type") == "tool_use":
             self._blocks[index] = ("tool", self._tools)
             self._tools += 1
-            out: list[Event] = [{"type": "tool_call_start", "index": self._tools - 1,
-                                 "id": str(block.get("id") or ""),
-                                 "name": str(block.get("name") or "")}]
+            out: list[Event] = [
+                {
+                    "type": "tool_call_start",
+                    "index": self._tools - 1,
+                    "id": str(block.get("id") or ""),
+                    "name": str(block.get("name") or ""),
+                }
+            ]
             if block.get("input"):
-                out.append({"type": "tool_call_delta", "index": self._tools - 1,
-                            "arguments_json_fragment": dumps(block["input"])})
+                out.append(
+                    {
+                        "type": "tool_call_delta",
+                        "index": self._tools - 1,
+                        "arguments_json_fragment": dumps(block["input"]),
+                    }
+                )
             return out
         return []
 
@@ -161,8 +191,13 @@ class StreamDecoder:
         if kind == "text" and delta.get("type") == "text_delta" and delta.get("text"):
             return [{"type": "text_delta", "index": ordinal, "text": str(delta["text"])}]
         if kind == "tool" and delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-            return [{"type": "tool_call_delta", "index": ordinal,
-                     "arguments_json_fragment": str(delta["partial_json"])}]
+            return [
+                {
+                    "type": "tool_call_delta",
+                    "index": ordinal,
+                    "arguments_json_fragment": str(delta["partial_json"]),
+                }
+            ]
         return []
 
 
@@ -189,32 +224,51 @@ class StreamEncoder:
             return []
         if event["type"] == "error":
             self._finished = True
-            name, body = stream_error_event(API, event["code"], event["message"],
-                                            status=event["status"])
+            name, body = stream_error_event(
+                API, event["code"], event["message"], status=event["status"]
+            )
             return [json_event(body, name)]
-        out = self._ensure_started(event["id"] if event["type"] == "start" else "",
-                                   event["model"] if event["type"] == "start" else "")
+        out = self._ensure_started(
+            event["id"] if event["type"] == "start" else "",
+            event["model"] if event["type"] == "start" else "",
+        )
         if event["type"] == "text_delta" and event["text"]:
             if self._open != ("text", event["index"]):
                 out += self._open_block(("text", event["index"]), {"type": "text", "text": ""})
-            out.append(_event("content_block_delta", index=self._blocks - 1,
-                              delta={"type": "text_delta", "text": event["text"]}))
+            out.append(
+                _event(
+                    "content_block_delta",
+                    index=self._blocks - 1,
+                    delta={"type": "text_delta", "text": event["text"]},
+                )
+            )
         elif event["type"] == "tool_call_start":
             self._tool_blocks[event["index"]] = self._blocks
-            out += self._open_block(("tool", event["index"]), {
-                "type": "tool_use", "id": event["id"], "name": event["name"], "input": {}})
+            out += self._open_block(
+                ("tool", event["index"]),
+                {"type": "tool_use", "id": event["id"], "name": event["name"], "input": {}},
+            )
         elif event["type"] == "tool_call_delta" and event["index"] in self._tool_blocks:
-            out.append(_event("content_block_delta", index=self._tool_blocks[event["index"]],
-                              delta={"type": "input_json_delta",
-                                     "partial_json": event["arguments_json_fragment"]}))
+            out.append(
+                _event(
+                    "content_block_delta",
+                    index=self._tool_blocks[event["index"]],
+                    delta={
+                        "type": "input_json_delta",
+                        "partial_json": event["arguments_json_fragment"],
+                    },
+                )
+            )
         elif event["type"] == "stop":
             self._stop = event["stop_reason"]
             out += self._close_block()
             if self._usage is not None:
                 out += self._message_delta()
         elif event["type"] == "usage":
-            self._usage = {"prompt_tokens": event["prompt_tokens"],
-                           "completion_tokens": event["completion_tokens"]}
+            self._usage = {
+                "prompt_tokens": event["prompt_tokens"],
+                "completion_tokens": event["completion_tokens"],
+            }
             if self._stop is not None:
                 out += self._message_delta()
         return out
@@ -230,11 +284,21 @@ class StreamEncoder:
         if self._started:
             return []
         self._started = True
-        return [_event("message_start", message={
-            "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        })]
+        return [
+            _event(
+                "message_start",
+                message={
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            )
+        ]
 
     def _open_block(self, key: tuple[str, int], block: dict[str, Any]) -> list[SSEEvent]:
         out = self._close_block()
@@ -253,10 +317,16 @@ class StreamEncoder:
             return []
         self._delta_sent = True
         usage = self._usage or {"prompt_tokens": 0, "completion_tokens": 0}
-        return [_event("message_delta",
-                       delta={"stop_reason": _STOP_OUT[self._stop or "end"], "stop_sequence": None},
-                       usage={"input_tokens": usage["prompt_tokens"],
-                              "output_tokens": usage["completion_tokens"]})]
+        return [
+            _event(
+                "message_delta",
+                delta={"stop_reason": _STOP_OUT[self._stop or "end"], "stop_sequence": None},
+                usage={
+                    "input_tokens": usage["prompt_tokens"],
+                    "output_tokens": usage["completion_tokens"],
+                },
+            )
+        ]
 
 
 def _event(kind: str, **fields: Any) -> SSEEvent:
@@ -266,6 +336,8 @@ def _event(kind: str, **fields: Any) -> SSEEvent:
 def _usage(usage: Mapping[str, Any], fallback: Mapping[str, Any]) -> Usage:
     # message_delta may omit input counts; message_start then holds them.
     source = usage if usage.get("input_tokens") is not None else fallback
-    prompt = sum(int(source.get(key) or 0) for key in
-                 ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    prompt = sum(
+        int(source.get(key) or 0)
+        for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
     return {"prompt_tokens": prompt, "completion_tokens": int(usage.get("output_tokens") or 0)}

@@ -142,7 +142,12 @@ def tool_call(call_id: str, name: str, argument_text: str) -> ToolCall:
 def accumulate(events: list[Event]) -> CanonicalResponse:
     """Fold a complete event stream into the response it describes (for tests and audit)."""
     response: CanonicalResponse = {
-        "id": "", "model": "", "content": [], "tool_calls": [], "stop_reason": "end", "usage": None,
+        "id": "",
+        "model": "",
+        "content": [],
+        "tool_calls": [],
+        "stop_reason": "end",
+        "usage": None,
     }
     texts: dict[int, list[str]] = {}
     calls: dict[int, tuple[str, str, list[str]]] = {}
@@ -158,11 +163,14 @@ def accumulate(events: list[Event]) -> CanonicalResponse:
         elif event["type"] == "stop":
             response["stop_reason"] = event["stop_reason"]
         elif event["type"] == "usage":
-            response["usage"] = {"prompt_tokens": event["prompt_tokens"],
-                                 "completion_tokens": event["completion_tokens"]}
+            response["usage"] = {
+                "prompt_tokens": event["prompt_tokens"],
+                "completion_tokens": event["completion_tokens"],
+            }
     response["content"] = [{"type": "text", "text": "".join(texts[i])} for i in sorted(texts)]
-    response["tool_calls"] = [tool_call(calls[i][0], calls[i][1], "".join(calls[i][2]))
-                              for i in sorted(calls)]
+    response["tool_calls"] = [
+        tool_call(calls[i][0], calls[i][1], "".join(calls[i][2])) for i in sorted(calls)
+    ]
     return response
 
 

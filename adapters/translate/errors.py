@@ -56,16 +56,27 @@ _GEMINI_STATUS = {
     "DEADLINE_EXCEEDED": 504,
 }
 
-_GEMINI_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
-                 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_GEMINI_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 _SECRET_PATTERNS = (
     re.compile(r"\b(?:sk|rk|pk|xai|gsk)-[A-Za-z0-9_*\-]{6,}"),  # OpenAI, Anthropic, xAI, Groq
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
     re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),  # JWTs
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"),
-    re.compile(r"(?i)\b((?:api[_-]?key|access[_-]?token|key|token)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]{8,}"),
+    re.compile(
+        r"(?i)\b((?:api[_-]?key|access[_-]?token|key|token)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]{8,}"
+    ),
     # Anything else long and random-looking (at least one digit and one letter).
     re.compile(r"\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{40,}\b"),
 )
@@ -201,8 +212,9 @@ def describe_upstream_error(
         inferred = code_number if isinstance(code_number, int) else _GEMINI_STATUS.get(kind, 500)
         details = error.get("details")
         details = details if isinstance(details, list) else []
-        reason = next((str(d["reason"]) for d in details
-                       if isinstance(d, Mapping) and "reason" in d), None)
+        reason = next(
+            (str(d["reason"]) for d in details if isinstance(d, Mapping) and "reason" in d), None
+        )
         return UpstreamFault(status or inferred, kind, reason, message, None, _retry_delay(details))
     kind = str(error.get("type") or "")
     code = error.get("code")
@@ -214,8 +226,9 @@ def describe_upstream_error(
         inferred = 400
     else:
         inferred = 500
-    return UpstreamFault(status or inferred, kind, code, message,
-                         param if isinstance(param, str) else None, None)
+    return UpstreamFault(
+        status or inferred, kind, code, message, param if isinstance(param, str) else None, None
+    )
 
 
 def upstream_error_to_client(
@@ -249,12 +262,16 @@ def upstream_error_to_client(
     extra: dict[str, Any] = {"provider": provider_name}
     if status in (401, 403, 407) or fault.code == "API_KEY_INVALID":
         text = f"provider '{provider_name}' rejected the gateway's credentials"
-        return ClientError(502, error_body(client_api, 502, "upstream_auth_error", text,
-                                           extra=extra), None)
+        return ClientError(
+            502, error_body(client_api, 502, "upstream_auth_error", text, extra=extra), None
+        )
     if status == 429:
         text = f"provider '{provider_name}' is rate limiting requests; retry later"
-        return ClientError(429, error_body(client_api, 429, "upstream_rate_limited", text,
-                                           extra=extra), retry_after)
+        return ClientError(
+            429,
+            error_body(client_api, 429, "upstream_rate_limited", text, extra=extra),
+            retry_after,
+        )
     if 400 <= status < 500:
         code = "upstream_rejected"
         if _family(provider_api) == _family(client_api) and fault.code:
@@ -266,8 +283,9 @@ def upstream_error_to_client(
     text = f"provider '{provider_name}' failed with status {status}"
     if message:
         text += f": {message}"
-    return ClientError(502, error_body(client_api, 502, "upstream_error", text, extra=extra),
-                       retry_after)
+    return ClientError(
+        502, error_body(client_api, 502, "upstream_error", text, extra=extra), retry_after
+    )
 
 
 def _family(api: str) -> str:

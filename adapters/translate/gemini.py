@@ -65,8 +65,13 @@ def response_to_canonical(body: Mapping[str, Any]) -> CanonicalResponse:
             parts.append({"type": "text", "text": part["text"]})
         elif isinstance(part.get("functionCall"), Mapping):
             call = part["functionCall"]
-            calls.append(tool_call(_call_id(call, response_id, len(calls)),
-                                   str(call.get("name") or ""), dumps(call.get("args") or {})))
+            calls.append(
+                tool_call(
+                    _call_id(call, response_id, len(calls)),
+                    str(call.get("name") or ""),
+                    dumps(call.get("args") or {}),
+                )
+            )
     return {
         "id": response_id,
         "model": str(body.get("modelVersion") or ""),
@@ -80,10 +85,17 @@ def response_to_canonical(body: Mapping[str, Any]) -> CanonicalResponse:
 def response_from_canonical(response: CanonicalResponse) -> dict[str, Any]:
     """Canonical response -> a ``GenerateContentResponse``."""
     parts: list[dict[str, Any]] = [{"text": part["text"]} for part in response["content"]]
-    parts.extend({"functionCall": {"id": call["id"], "name": call["name"],
-                                   "args": call["arguments"]}} for call in response["tool_calls"])
-    return _chunk(response["id"], response["model"], parts,
-                  _FINISH_OUT[response["stop_reason"]], response["usage"])
+    parts.extend(
+        {"functionCall": {"id": call["id"], "name": call["name"], "args": call["arguments"]}}
+        for call in response["tool_calls"]
+    )
+    return _chunk(
+        response["id"],
+        response["model"],
+        parts,
+        _FINISH_OUT[response["stop_reason"]],
+        response["usage"],
+    )
 
 
 def embeddings_to_canonical(body: Mapping[str, Any], *, model: str) -> CanonicalEmbeddings:
@@ -96,13 +108,18 @@ def embeddings_to_canonical(body: Mapping[str, Any], *, model: str) -> Canonical
         items = [body["embedding"]]
     if not isinstance(items, list):
         raise TranslateError("upstream_malformed_response", "no embeddings in response")
-    vectors = [[float(value) for value in item.get("values", ())] for item in items
-               if isinstance(item, Mapping)]
+    vectors = [
+        [float(value) for value in item.get("values", ())]
+        for item in items
+        if isinstance(item, Mapping)
+    ]
     metadata = body.get("usageMetadata")
     usage: Usage | None = None
     if isinstance(metadata, Mapping):
-        usage = {"prompt_tokens": int(metadata.get("promptTokenCount") or 0),
-                 "completion_tokens": 0}
+        usage = {
+            "prompt_tokens": int(metadata.get("promptTokenCount") or 0),
+            "completion_tokens": 0,
+        }
     return {"model": model, "vectors": vectors, "usage": usage}
 
 
@@ -132,25 +149,46 @@ class StreamDecoder:
             raise TranslateError("upstream_malformed_event", "event is not a JSON object")
         if payload.get("error"):
             fault = describe_upstream_error(API, payload)
-            return [{"type": "error", "status": fault.status, "code": "upstream_error",
-                     "message": fault.message}]
+            return [
+                {
+                    "type": "error",
+                    "status": fault.status,
+                    "code": "upstream_error",
+                    "message": fault.message,
+                }
+            ]
         out: list[Event] = []
         if not self._started:
             self._started = True
             self._response_id = str(payload.get("responseId") or "")
-            out.append({"type": "start", "id": self._response_id,
-                        "model": str(payload.get("modelVersion") or "")})
+            out.append(
+                {
+                    "type": "start",
+                    "id": self._response_id,
+                    "model": str(payload.get("modelVersion") or ""),
+                }
+            )
         for part in _parts(payload):
             if _is_text(part):
                 out.append({"type": "text_delta", "index": 0, "text": part["text"]})
             elif isinstance(part.get("functionCall"), Mapping):
                 call = part["functionCall"]
                 index, self._tools = self._tools, self._tools + 1
-                out.append({"type": "tool_call_start", "index": index,
-                            "id": _call_id(call, self._response_id, index),
-                            "name": str(call.get("name") or "")})
-                out.append({"type": "tool_call_delta", "index": index,
-                            "arguments_json_fragment": dumps(call.get("args") or {})})
+                out.append(
+                    {
+                        "type": "tool_call_start",
+                        "index": index,
+                        "id": _call_id(call, self._response_id, index),
+                        "name": str(call.get("name") or ""),
+                    }
+                )
+                out.append(
+                    {
+                        "type": "tool_call_delta",
+                        "index": index,
+                        "arguments_json_fragment": dumps(call.get("args") or {}),
+                    }
+                )
         self._usage = _usage(payload.get("usageMetadata")) or self._usage
         stop = _stop_reason(payload, has_tools=self._tools > 0)
         if stop is not None:
@@ -206,8 +244,10 @@ class StreamEncoder:
             if self._usage is not None:
                 out += self.finish()
         elif event["type"] == "usage":
-            self._usage = {"prompt_tokens": event["prompt_tokens"],
-                           "completion_tokens": event["completion_tokens"]}
+            self._usage = {
+                "prompt_tokens": event["prompt_tokens"],
+                "completion_tokens": event["completion_tokens"],
+            }
             if self._stop is not None:
                 out += self.finish()
         return out
@@ -217,8 +257,11 @@ class StreamEncoder:
             return []
         out = self._flush_call()
         self._finished = True
-        out.append(json_event(_chunk(self._id, self._model, [],
-                                     _FINISH_OUT[self._stop or "end"], self._usage)))
+        out.append(
+            json_event(
+                _chunk(self._id, self._model, [], _FINISH_OUT[self._stop or "end"], self._usage)
+            )
+        )
         return out
 
     def _flush_call(self) -> list[SSEEvent]:
@@ -273,8 +316,13 @@ def _usage(metadata: Any) -> Usage | None:
     }
 
 
-def _chunk(response_id: str, model: str, parts: list[dict[str, Any]],
-           finish_reason: str | None = None, usage: Usage | None = None) -> dict[str, Any]:
+def _chunk(
+    response_id: str,
+    model: str,
+    parts: list[dict[str, Any]],
+    finish_reason: str | None = None,
+    usage: Usage | None = None,
+) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
     if finish_reason is not None:
         candidate["finishReason"] = finish_reason

@@ -77,12 +77,14 @@ def response_from_canonical(
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": response["model"],
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": _STOP_OUT[response["stop_reason"]],
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _STOP_OUT[response["stop_reason"]],
+            }
+        ],
     }
     if response["usage"] is not None:
         body["usage"] = _usage_out(response["usage"])
@@ -104,13 +106,24 @@ class StreamDecoder:
             raise TranslateError("upstream_malformed_event", "chunk is not a JSON object")
         if chunk.get("error"):
             fault = describe_upstream_error(API, chunk)
-            return [{"type": "error", "status": fault.status, "code": "upstream_error",
-                     "message": fault.message}]
+            return [
+                {
+                    "type": "error",
+                    "status": fault.status,
+                    "code": "upstream_error",
+                    "message": fault.message,
+                }
+            ]
         out: list[Event] = []
         if not self._started:
             self._started = True
-            out.append({"type": "start", "id": str(chunk.get("id") or ""),
-                        "model": str(chunk.get("model") or "")})
+            out.append(
+                {
+                    "type": "start",
+                    "id": str(chunk.get("id") or ""),
+                    "model": str(chunk.get("model") or ""),
+                }
+            )
         for choice in chunk.get("choices") or ():
             if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
                 out.extend(self._choice(choice))
@@ -135,15 +148,26 @@ class StreamDecoder:
             function = call.get("function") or {}
             if index not in self._tools:
                 self._tools.add(index)
-                out.append({"type": "tool_call_start", "index": index,
-                            "id": str(call.get("id") or f"call_{index}"),
-                            "name": str(function.get("name") or "")})
+                out.append(
+                    {
+                        "type": "tool_call_start",
+                        "index": index,
+                        "id": str(call.get("id") or f"call_{index}"),
+                        "name": str(function.get("name") or ""),
+                    }
+                )
             if function.get("arguments"):
-                out.append({"type": "tool_call_delta", "index": index,
-                            "arguments_json_fragment": str(function["arguments"])})
+                out.append(
+                    {
+                        "type": "tool_call_delta",
+                        "index": index,
+                        "arguments_json_fragment": str(function["arguments"]),
+                    }
+                )
         if choice.get("finish_reason"):
-            out.append({"type": "stop",
-                        "stop_reason": _STOP_IN.get(str(choice["finish_reason"]), "end")})
+            out.append(
+                {"type": "stop", "stop_reason": _STOP_IN.get(str(choice["finish_reason"]), "end")}
+            )
         return out
 
 
@@ -170,8 +194,9 @@ class StreamEncoder:
         out: list[SSEEvent] = []
         if event["type"] == "error":
             self._finished = True
-            name, body = stream_error_event(API, event["code"], event["message"],
-                                            status=event["status"])
+            name, body = stream_error_event(
+                API, event["code"], event["message"], status=event["status"]
+            )
             return [json_event(body, name)]
         if event["type"] == "start":
             self._id, self._model = event["id"], event["model"]
@@ -181,20 +206,40 @@ class StreamEncoder:
         if event["type"] == "text_delta":
             out.append(self._chunk({"content": event["text"]}))
         elif event["type"] == "tool_call_start":
-            out.append(self._chunk({"tool_calls": [{
-                "index": event["index"], "id": event["id"], "type": "function",
-                "function": {"name": event["name"], "arguments": ""},
-            }]}))
+            out.append(
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": event["index"],
+                                "id": event["id"],
+                                "type": "function",
+                                "function": {"name": event["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
         elif event["type"] == "tool_call_delta":
-            out.append(self._chunk({"tool_calls": [{
-                "index": event["index"],
-                "function": {"arguments": event["arguments_json_fragment"]},
-            }]}))
+            out.append(
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": event["index"],
+                                "function": {"arguments": event["arguments_json_fragment"]},
+                            }
+                        ]
+                    }
+                )
+            )
         elif event["type"] == "stop":
             out.append(self._chunk({}, finish_reason=_STOP_OUT[event["stop_reason"]]))
         elif event["type"] == "usage":
-            self._usage = {"prompt_tokens": event["prompt_tokens"],
-                           "completion_tokens": event["completion_tokens"]}
+            self._usage = {
+                "prompt_tokens": event["prompt_tokens"],
+                "completion_tokens": event["completion_tokens"],
+            }
         return out
 
     def finish(self) -> list[SSEEvent]:
@@ -212,9 +257,13 @@ class StreamEncoder:
         return json_event(self._envelope([choice]))
 
     def _envelope(self, choices: list[Any], usage: Any = None) -> dict[str, Any]:
-        chunk: dict[str, Any] = {"id": self._id, "object": "chat.completion.chunk",
-                                 "created": self._created, "model": self._model,
-                                 "choices": choices}
+        chunk: dict[str, Any] = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+            "choices": choices,
+        }
         if self._include_usage:
             chunk["usage"] = usage
         return chunk
@@ -235,8 +284,11 @@ def _text_parts(message: Mapping[str, Any]) -> list[TextPart]:
     if isinstance(content, str):
         texts.append(content)
     elif isinstance(content, list):
-        texts.extend(str(part.get("text", "")) for part in content
-                     if isinstance(part, Mapping) and part.get("type") == "text")
+        texts.extend(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
     if isinstance(message.get("refusal"), str):
         texts.append(message["refusal"])
     return [{"type": "text", "text": text} for text in texts if text]
@@ -247,32 +299,49 @@ def _tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
     for index, call in enumerate(message.get("tool_calls") or ()):
         function = call.get("function") if isinstance(call, Mapping) else None
         if isinstance(function, Mapping) and call.get("type", "function") == "function":
-            calls.append(tool_call(str(call.get("id") or f"call_{index}"),
-                                   str(function.get("name") or ""),
-                                   str(function.get("arguments") or "")))
+            calls.append(
+                tool_call(
+                    str(call.get("id") or f"call_{index}"),
+                    str(function.get("name") or ""),
+                    str(function.get("arguments") or ""),
+                )
+            )
     legacy = message.get("function_call")
     if isinstance(legacy, Mapping):
-        calls.append(tool_call(f"call_{len(calls)}", str(legacy.get("name") or ""),
-                               str(legacy.get("arguments") or "")))
+        calls.append(
+            tool_call(
+                f"call_{len(calls)}",
+                str(legacy.get("name") or ""),
+                str(legacy.get("arguments") or ""),
+            )
+        )
     return calls
 
 
 def _tool_call_out(call: ToolCall) -> dict[str, Any]:
     arguments = call.get("raw_arguments")
-    return {"id": call["id"], "type": "function",
-            "function": {"name": call["name"],
-                         "arguments": arguments if arguments is not None
-                         else dumps(call["arguments"])}}
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": arguments if arguments is not None else dumps(call["arguments"]),
+        },
+    }
 
 
 def _usage(value: Any) -> Usage | None:
     if not isinstance(value, Mapping):
         return None
-    return {"prompt_tokens": int(value.get("prompt_tokens") or 0),
-            "completion_tokens": int(value.get("completion_tokens") or 0)}
+    return {
+        "prompt_tokens": int(value.get("prompt_tokens") or 0),
+        "completion_tokens": int(value.get("completion_tokens") or 0),
+    }
 
 
 def _usage_out(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage["prompt_tokens"],
-            "completion_tokens": usage["completion_tokens"],
-            "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+    return {
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+    }

@@ -25,13 +25,17 @@ def response_to_canonical(body: Mapping[str, Any]) -> CanonicalEmbeddings:
     data = body.get("data")
     if not isinstance(data, list):
         raise TranslateError("upstream_malformed_response", "embeddings response has no data")
-    items = sorted((item for item in data if isinstance(item, Mapping)),
-                   key=lambda item: int(item.get("index") or 0))
+    items = sorted(
+        (item for item in data if isinstance(item, Mapping)),
+        key=lambda item: int(item.get("index") or 0),
+    )
     usage = body.get("usage")
     canonical_usage: Usage | None = None
     if isinstance(usage, Mapping):
-        canonical_usage = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                           "completion_tokens": 0}
+        canonical_usage = {
+            "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": 0,
+        }
     return {
         "model": str(body.get("model") or ""),
         "vectors": [_vector(item.get("embedding")) for item in items],
@@ -46,9 +50,14 @@ def response_from_canonical(
     prompt_tokens = embeddings["usage"]["prompt_tokens"] if embeddings["usage"] else 0
     return {
         "object": "list",
-        "data": [{"object": "embedding", "index": index,
-                  "embedding": _encode(vector) if encoding_format == "base64" else vector}
-                 for index, vector in enumerate(embeddings["vectors"])],
+        "data": [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": _encode(vector) if encoding_format == "base64" else vector,
+            }
+            for index, vector in enumerate(embeddings["vectors"])
+        ],
         "model": embeddings["model"],
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
@@ -66,6 +75,8 @@ def _vector(value: Any) -> list[float]:
     except binascii.Error:
         raw = None
     if raw is None or len(raw) % 4:
-        raise TranslateError("upstream_malformed_response",
-                             "embedding is neither a list of floats nor base64 float32")
+        raise TranslateError(
+            "upstream_malformed_response",
+            "embedding is neither a list of floats nor base64 float32",
+        )
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))

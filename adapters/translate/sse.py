@@ -92,8 +92,9 @@ class SSEParser:
             start = match.end()
         self._buffer = self._buffer[start:]
         if len(self._buffer) + self._data_chars > self._max:
-            raise TranslateError("sse_event_too_large",
-                                 f"stream event exceeds {self._max} characters")
+            raise TranslateError(
+                "sse_event_too_large", f"stream event exceeds {self._max} characters"
+            )
         return events
 
     def finish(self) -> list[SSEEvent]:

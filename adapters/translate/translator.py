@@ -63,8 +63,9 @@ def translate_response(
             else:
                 embeddings = gemini.embeddings_to_canonical(body, model=model)
         embeddings["model"] = embeddings["model"] or model
-        return openai_embeddings.response_from_canonical(embeddings,
-                                                         encoding_format=encoding_format)
+        return openai_embeddings.response_from_canonical(
+            embeddings, encoding_format=encoding_format
+        )
     provider, client = _format(provider_api), _format(client_api)
     if provider_api == client_api:
         return body
@@ -116,8 +117,9 @@ class StreamTranslator:
         else:
             self._encoder = _format(client_api).StreamEncoder()
         self._passthrough = provider_api == client_api
-        self._drop_usage_chunks = self._passthrough and client_api == openai_chat.API \
-            and not include_usage
+        self._drop_usage_chunks = (
+            self._passthrough and client_api == openai_chat.API and not include_usage
+        )
         self._model = model
         self._response_id = response_id
         self._provider_name = provider_name
@@ -181,8 +183,10 @@ class StreamTranslator:
                 event["id"] = event["id"] or self._response_id
                 event["model"] = event["model"] or self._model
             elif event["type"] == "usage":
-                self.usage = {"prompt_tokens": event["prompt_tokens"],
-                              "completion_tokens": event["completion_tokens"]}
+                self.usage = {
+                    "prompt_tokens": event["prompt_tokens"],
+                    "completion_tokens": event["completion_tokens"],
+                }
             elif event["type"] == "stop":
                 self.stop_reason = event["stop_reason"]
             elif event["type"] == "error":
@@ -214,8 +218,9 @@ def _malformed(code: str) -> Iterator[None]:
     try:
         yield
     except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError) as err:
-        raise TranslateError(code, f"unexpected shape in the provider's body "
-                                   f"({type(err).__name__})") from None
+        raise TranslateError(
+            code, f"unexpected shape in the provider's body ({type(err).__name__})"
+        ) from None
 
 
 def _error(code: str, message: str) -> ErrorEvent:

@@ -50,7 +50,10 @@ def _noise(rng: random.Random, size: int) -> str:
 
 def _events(count: int, *, text_size: int = 300, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
-    return [serialize({"decision_id": f"req_{i}", "input": {"text": _noise(rng, text_size)}}) for i in range(count)]
+    return [
+        serialize({"decision_id": f"req_{i}", "input": {"text": _noise(rng, text_size)}})
+        for i in range(count)
+    ]
 
 
 def _outcome(*, allowed: bool = True) -> Outcome:
@@ -62,22 +65,38 @@ def _outcome(*, allowed: bool = True) -> Outcome:
         "api": "openai.chat",
         "operation": "chat",
         "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "mail jane@example.com"}]}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "mail jane@example.com"}]}
+        ],
         "params": {"stop": ["secret stop text"]},
         "metadata": {"ticket": "T-1"},
-        "findings": [{"detector": "pii.email", "category": "pii", "path": TEXT, "start": 5, "end": 21}],
+        "findings": [
+            {"detector": "pii.email", "category": "pii", "path": TEXT, "start": 5, "end": 21}
+        ],
         "size": {"bytes": 99, "text_chars": 21, "estimated_tokens": 6},
     }
     if not allowed:
         denial = {"action": "deny", "reasons": [{"code": "model.not_allowed"}], "status": 403}
         return Outcome(request, denial, None, policy_ms=1.5)
-    forward = {**request, "messages": [{"role": "user", "content": [{"type": "text", "text": "mail [EMAIL]"}]}]}
-    decision = {"action": "redact", "reasons": [{"code": "pii.email"}], "redactions": [{"path": TEXT}]}
+    forward = {
+        **request,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "mail [EMAIL]"}]}],
+    }
+    decision = {
+        "action": "redact",
+        "reasons": [{"code": "pii.email"}],
+        "redactions": [{"path": TEXT}],
+    }
     return Outcome(request, decision, forward, policy_ms=1.5)
 
 
 def _config(**overrides: Any) -> DecisionLogsConfig:
-    values: dict[str, Any] = {"url": URL, "min_delay_seconds": 100.0, "max_delay_seconds": 200.0, **overrides}
+    values: dict[str, Any] = {
+        "url": URL,
+        "min_delay_seconds": 100.0,
+        "max_delay_seconds": 200.0,
+        **overrides,
+    }
     return DecisionLogsConfig(**values)
 
 
@@ -86,7 +105,11 @@ class LogService:
     ``failing`` (1-based; default the first ``failures``) fail with 500 or ``error``."""
 
     def __init__(
-        self, failures: int = 0, *, failing: Collection[int] = (), error: Callable[[], Exception] | None = None
+        self,
+        failures: int = 0,
+        *,
+        failing: Collection[int] = (),
+        error: Callable[[], Exception] | None = None,
     ) -> None:
         self.failing = set(failing) or set(range(1, failures + 1))
         self.error = error
@@ -102,9 +125,14 @@ class LogService:
         self.accepted.extend(_gunzip(request.content))
         return httpx.Response(204)
 
-    def uploader(self, config: DecisionLogsConfig | None = None, **kwargs: Any) -> DecisionLogUploader:
+    def uploader(
+        self, config: DecisionLogsConfig | None = None, **kwargs: Any
+    ) -> DecisionLogUploader:
         return DecisionLogUploader(
-            config or _config(), transport=httpx.MockTransport(self.handler), rng=random.Random(1), **kwargs
+            config or _config(),
+            transport=httpx.MockTransport(self.handler),
+            rng=random.Random(1),
+            **kwargs,
         )
 
     def ids(self) -> list[str]:
@@ -130,15 +158,28 @@ def test_docstring_examples(module: ModuleType) -> None:
 def test_event_has_opa_fields() -> None:
     labels = {"id": "p-1", "version": "0.1.0", "app": "regate"}
     out = decision_event(
-        _outcome(), decision_id="req_1", timestamp="2026-01-01T00:00:00.123Z", bundle=("default", "rev-7"),
-        path="regate/decision", level="full", labels=labels, handler_ms=4.25,
+        _outcome(),
+        decision_id="req_1",
+        timestamp="2026-01-01T00:00:00.123Z",
+        bundle=("default", "rev-7"),
+        path="regate/decision",
+        level="full",
+        labels=labels,
+        handler_ms=4.25,
     )
-    assert out["labels"] == labels and out["decision_id"] == "req_1" and out["path"] == "regate/decision"
+    assert (
+        out["labels"] == labels
+        and out["decision_id"] == "req_1"
+        and out["path"] == "regate/decision"
+    )
     assert out["bundles"] == {"default": {"revision": "rev-7"}}
     assert out["result"]["action"] == "redact"
     assert out["requested_by"] == "billing-bot"
     assert out["timestamp"] == "2026-01-01T00:00:00.123Z"
-    assert out["metrics"] == {"timer_rego_query_eval_ns": 1_500_000, "timer_server_handler_ns": 4_250_000}
+    assert out["metrics"] == {
+        "timer_rego_query_eval_ns": 1_500_000,
+        "timer_server_handler_ns": 4_250_000,
+    }
     assert "erased" not in out
 
 
@@ -153,10 +194,22 @@ def test_level_redacted_logs_the_document_as_forwarded() -> None:
 
 
 @pytest.mark.parametrize(("level", "allowed"), [("none", True), ("redacted", False)])
-def test_content_is_erased_at_level_none_and_for_denied_requests_at_redacted(level: Any, allowed: bool) -> None:
+def test_content_is_erased_at_level_none_and_for_denied_requests_at_redacted(
+    level: Any, allowed: bool
+) -> None:
     value, erased = masked_input(_outcome(allowed=allowed), level)  # a denial has no redacted form
     assert erased == ["/input/messages", "/input/params", "/input/metadata"]
-    assert set(value) == {"version", "id", "time", "principal", "api", "operation", "model", "findings", "size"}
+    assert set(value) == {
+        "version",
+        "id",
+        "time",
+        "principal",
+        "api",
+        "operation",
+        "model",
+        "findings",
+        "size",
+    }
     text = json.dumps(value)
     assert "jane" not in text and "secret stop text" not in text and "T-1" not in text
     assert value["findings"][0]["detector"] == "pii.email"
@@ -167,7 +220,15 @@ def test_masking_never_mutates_the_outcome() -> None:
     before = json.dumps(outcome.as_dict(), sort_keys=True)
     levels: list[PromptLevel] = ["none", "redacted", "full"]
     for level in levels:
-        decision_event(outcome, decision_id="r", timestamp="t", bundle=("b", ""), path="p", level=level, labels={})
+        decision_event(
+            outcome,
+            decision_id="r",
+            timestamp="t",
+            bundle=("b", ""),
+            path="p",
+            level=level,
+            labels={},
+        )
     assert json.dumps(outcome.as_dict(), sort_keys=True) == before
 
 
@@ -187,7 +248,9 @@ def test_chunks_stay_within_the_limit_and_keep_every_event_in_order() -> None:
 
 
 def test_compressible_events_share_a_chunk_beyond_the_uncompressed_limit() -> None:
-    events = [serialize({"decision_id": f"req_{i}", "input": {"text": "hello " * 50}}) for i in range(200)]
+    events = [
+        serialize({"decision_id": f"req_{i}", "input": {"text": "hello " * 50}}) for i in range(200)
+    ]
     chunks, _ = pack(events, 4096)
     assert sum(len(e) for e in chunks[0].events) > 4 * 4096  # sizes are measured after compression
     assert all(len(c.body) <= 4096 for c in chunks)
@@ -207,11 +270,18 @@ def test_an_event_too_large_for_any_chunk_is_set_apart() -> None:
     limit=st.integers(min_value=512, max_value=6000),
     seed=st.integers(min_value=0, max_value=1000),
 )
-def test_any_events_and_limit_pack_within_the_limit(sizes: list[int], limit: int, seed: int) -> None:
+def test_any_events_and_limit_pack_within_the_limit(
+    sizes: list[int], limit: int, seed: int
+) -> None:
     rng = random.Random(seed)
-    events = [serialize({"i": i, "t": _noise(rng, n) if i % 2 else "ab" * n}) for i, n in enumerate(sizes)]
+    events = [
+        serialize({"i": i, "t": _noise(rng, n) if i % 2 else "ab" * n}) for i, n in enumerate(sizes)
+    ]
     chunks, too_large = pack(events, limit)
-    assert all(len(c.body) <= limit and _gunzip(c.body) == [json.loads(e) for e in c.events] for c in chunks)
+    assert all(
+        len(c.body) <= limit and _gunzip(c.body) == [json.loads(e) for e in c.events]
+        for c in chunks
+    )
     assert sorted([e for c in chunks for e in c.events] + too_large) == sorted(events)
     assert all(len(gzip.compress(b"[" + e + b"]")) > limit - 64 for e in too_large)
 
@@ -226,7 +296,10 @@ async def test_upload_is_gzip_json_posted_to_logs() -> None:
     assert await uploader.flush() is True
     [call] = service.calls
     assert str(call.url) == URL + "/base/logs" and call.method == "POST"
-    assert call.headers["content-encoding"] == "gzip" and call.headers["content-type"] == "application/json"
+    assert (
+        call.headers["content-encoding"] == "gzip"
+        and call.headers["content-type"] == "application/json"
+    )
     assert call.headers["x-tenant"] == "t1" and call.headers["user-agent"].startswith("regate/")
     assert service.ids() == ["req_1"] and uploader.uploaded == 1 and uploader.depth == 0
     await uploader.close()
@@ -311,7 +384,9 @@ async def test_an_oversized_event_loses_its_input_and_one_still_too_large_is_dro
     service = LogService()
     uploader = service.uploader(_config(upload_size_limit_bytes=1024))
     big = os.urandom(2000).hex()
-    uploader.submit({"decision_id": "big-input", "input": {"text": big}, "result": {"action": "allow"}})
+    uploader.submit(
+        {"decision_id": "big-input", "input": {"text": big}, "result": {"action": "allow"}}
+    )
     uploader.submit({"decision_id": "big-result", "result": {"text": os.urandom(2000).hex()}})
     uploader.submit({"decision_id": "nan", "result": {"score": float("nan")}})
     uploader.submit({"decision_id": "small"})
@@ -365,7 +440,9 @@ async def test_close_cancels_an_upload_that_hangs_and_counts_its_events() -> Non
         return httpx.Response(204)
 
     uploader = DecisionLogUploader(
-        _config(buffer_size_limit_events=2), transport=httpx.MockTransport(hang), shutdown_timeout=0.3
+        _config(buffer_size_limit_events=2),
+        transport=httpx.MockTransport(hang),
+        shutdown_timeout=0.3,
     )
     uploader.start()
     uploader.submit({"decision_id": "req_0"})  # half full: the upload starts at once, and hangs
@@ -380,7 +457,10 @@ def test_labels_carry_a_process_id_and_configured_labels_cannot_override_it() ->
     first = LogService().uploader(_config(labels={"env": "prod", "id": "spoofed"}))
     second = LogService().uploader()
     assert first.labels["env"] == "prod" and first.labels["app"] == "regate"
-    assert re.fullmatch(r"[0-9a-f-]{36}", first.labels["id"]) and first.labels["id"] != second.labels["id"]
+    assert (
+        re.fullmatch(r"[0-9a-f-]{36}", first.labels["id"])
+        and first.labels["id"] != second.labels["id"]
+    )
     assert first.labels["version"] == second.labels["version"] != ""
 
 
@@ -411,7 +491,10 @@ def test_decision_logs_config_takes_opa_defaults() -> None:
         ("{url: 'https://u:pw@logs.example'}", "decision_logs.url: must not contain a password"),
         ("{url: 'https://logs.example', headers: {Authorization: x}}", "carries a credential"),
         ("{url: 'https://logs.example', min_delay_seconds: 5}", "set both"),
-        ("{url: 'https://logs.example', min_delay_seconds: 5, max_delay_seconds: 1}", "not be greater"),
+        (
+            "{url: 'https://logs.example', min_delay_seconds: 5, max_delay_seconds: 1}",
+            "not be greater",
+        ),
         ("{url: 'ftp://logs.example'}", "decision_logs.url"),
         ("{url: 'https://logs.example', upload_size_limit_bytes: 10}", "upload_size_limit_bytes"),
     ],

@@ -81,20 +81,40 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], Running]]:
     def start(level: str) -> Running:
         provider_key = f"sk-provider-{secrets.token_hex(16)}"
         caller_key = new_caller_key("billing-bot")
-        fake = create_fake_provider(name="upstream", settings=Settings(api_keys={"upstream": provider_key}))
+        fake = create_fake_provider(
+            name="upstream", settings=Settings(api_keys={"upstream": provider_key})
+        )
         upstream_url = stack.enter_context(run_in_thread(fake.app))
         log = LogService()
         log_url = stack.enter_context(run_in_thread(log.app()))
-        upstream = {"type": "openai", "base_url": upstream_url + "/v1", "api_key": {"env": "DL_KEY"}}
-        config_text = yaml.safe_dump({
-            "principals": [{"id": "billing-bot", "kind": "app", "keys": [hash_caller_key(caller_key)]}],
-            "providers": {"upstream": upstream},
-            "routes": {"gpt-4o-mini": [{"provider": "upstream"}], "*": [{"provider": "echo", "model": "echo"}]},
-            "audit": {"path": str(tmp_path / "audit.jsonl"), "prompt": level, "fsync": "never"},
-            "decision_logs": {"url": log_url, "min_delay_seconds": 0.05, "max_delay_seconds": 0.1, "labels": LABELS},
-        })
+        upstream = {
+            "type": "openai",
+            "base_url": upstream_url + "/v1",
+            "api_key": {"env": "DL_KEY"},
+        }
+        config_text = yaml.safe_dump(
+            {
+                "principals": [
+                    {"id": "billing-bot", "kind": "app", "keys": [hash_caller_key(caller_key)]}
+                ],
+                "providers": {"upstream": upstream},
+                "routes": {
+                    "gpt-4o-mini": [{"provider": "upstream"}],
+                    "*": [{"provider": "echo", "model": "echo"}],
+                },
+                "audit": {"path": str(tmp_path / "audit.jsonl"), "prompt": level, "fsync": "never"},
+                "decision_logs": {
+                    "url": log_url,
+                    "min_delay_seconds": 0.05,
+                    "max_delay_seconds": 0.1,
+                    "labels": LABELS,
+                },
+            }
+        )
         env = {"DL_KEY": provider_key}
-        config = parse_config(config_text, source=str(tmp_path / "regate.yaml"), env=env, base_dir=tmp_path)
+        config = parse_config(
+            config_text, source=str(tmp_path / "regate.yaml"), env=env, base_dir=tmp_path
+        )
         gateway = stack.enter_context(contextlib.ExitStack())
         url = gateway.enter_context(run_in_thread(create_app(Gateway(config, env=env))))
         return Running(url, caller_key, provider_key, log, gateway.close)
@@ -106,7 +126,9 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], Running]]:
 def _send_requests(running: Running) -> dict[str, str]:
     """One allowed, one redacted, one denied and one echoed request; decision id -> what it was."""
     sent: dict[str, str] = {}
-    with openai.OpenAI(base_url=running.url + "/v1", api_key=running.caller_key, max_retries=0) as client:
+    with openai.OpenAI(
+        base_url=running.url + "/v1", api_key=running.caller_key, max_retries=0
+    ) as client:
         for name, model, text in [
             ("allow", "gpt-4o-mini", "What is the capital of France?"),
             ("redact", "gpt-4o-mini", f"mail me at {EMAIL} please"),
@@ -117,7 +139,9 @@ def _send_requests(running: Running) -> dict[str, str]:
             assert raw.http_response.status_code == 200
             sent[raw.headers["x-regate-decision-id"]] = name
         with pytest.raises(openai.PermissionDeniedError) as denied:
-            client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(
+                model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}]
+            )
         sent[denied.value.response.headers["x-regate-decision-id"]] = "deny"
     return sent
 
@@ -145,16 +169,24 @@ def test_gateway_uploads_one_opa_event_per_decision_without_secrets(
         assert RFC3339.match(event["timestamp"]), event["timestamp"]
         assert event["requested_by"] == "billing-bot"
         assert event["result"]["action"] == {"echo": "allow"}.get(what, what)
-        assert event["input"]["id"] == decision_id and event["input"]["principal"]["id"] == "billing-bot"
+        assert (
+            event["input"]["id"] == decision_id
+            and event["input"]["principal"]["id"] == "billing-bot"
+        )
         assert event["metrics"]["timer_rego_query_eval_ns"] > 0
     assert events_by(sent, events, "deny")["result"]["reasons"][0]["code"] == "model.not_allowed"
     assert events_by(sent, events, "deny")["result"]["status"] == 403
 
     redacted = events_by(sent, events, "redact")
-    assert redacted["result"]["redactions"] and redacted["input"]["findings"][0]["detector"] == "pii.email"
+    assert (
+        redacted["result"]["redactions"]
+        and redacted["input"]["findings"][0]["detector"] == "pii.email"
+    )
     everything = b"".join(gzip.decompress(body) for body in running.log.bodies)
     if level == "full":
-        assert redacted["input"]["messages"][0]["content"][0]["text"] == f"mail me at {EMAIL} please"
+        assert (
+            redacted["input"]["messages"][0]["content"][0]["text"] == f"mail me at {EMAIL} please"
+        )
     else:
         assert "/input/messages" in redacted["erased"] and "messages" not in redacted["input"]
         assert EMAIL.encode() not in everything and b"capital of France" not in everything

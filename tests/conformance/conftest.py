@@ -74,7 +74,9 @@ def opa_config(opa_url: str) -> Config:
     """The embedded defaults, with the opa engine at ``opa_url`` (a generous time-out:
     the suite compares decisions, not speed)."""
     config = default_config({})
-    return replace(config, policy=replace(config.policy, engine="opa", opa_url=opa_url, timeout_ms=10_000))
+    return replace(
+        config, policy=replace(config.policy, engine="opa", opa_url=opa_url, timeout_ms=10_000)
+    )
 
 
 @dataclass(frozen=True)

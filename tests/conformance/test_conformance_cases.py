@@ -45,7 +45,10 @@ def test_case_decides_the_same_on_both_engines(
     outcomes = {}
     for name, evaluator in (("embedded", pair.embedded), ("opa", pair.opa)):
         pipeline = DecisionPipeline(
-            pair.bundle, evaluator, providers=config.providers.keys(), routes=routes_from_config(config)
+            pair.bundle,
+            evaluator,
+            providers=config.providers.keys(),
+            routes=routes_from_config(config),
         )
         outcomes[name] = run(decide_case(case, pipeline, config))
     tally.cases += 1

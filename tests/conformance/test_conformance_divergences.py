@@ -28,7 +28,10 @@ REPRODUCERS = {
 def _opa(opa_bin: str, module: Path) -> Any:
     result = subprocess.run(
         [opa_bin, "eval", "--format", "json", "-d", str(module), "data.repro.out"],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     return json.loads(result.stdout)["result"][0]["expressions"][0]["value"]
 

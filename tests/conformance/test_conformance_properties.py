@@ -47,8 +47,23 @@ def _corpus(kind: str) -> list[str]:
 SENSITIVE = _corpus("true_positives")
 BENIGN = [
     *_corpus("false_positives"),
-    "", "hello", "please summarise:", "Grüße 😀", "key:", "\n", "a@b", "+1", "DE89", "<b>&amp;</b>",
-    "\u2028", '"quoted"', "back\\slash", "👍🏽", "\u200bzero width", "\uff46\uff55\uff4c\uff4c", "🇩🇪",
+    "",
+    "hello",
+    "please summarise:",
+    "Grüße 😀",
+    "key:",
+    "\n",
+    "a@b",
+    "+1",
+    "DE89",
+    "<b>&amp;</b>",
+    "\u2028",
+    '"quoted"',
+    "back\\slash",
+    "👍🏽",
+    "\u200bzero width",
+    "\uff46\uff55\uff4c\uff4c",
+    "🇩🇪",
 ]
 CODE_POINTS = [(0x20, 0x7E), (0xA0, 0x2FFF), (0x1F300, 0x1FAFF), (0x10000, 0x10FFFF)]
 
@@ -60,23 +75,40 @@ SENSITIVITY = st.sampled_from([0.0, 0.0, 0.05, 0.3, 0.8])
 APIS = st.sampled_from(["openai.chat", "anthropic.messages", "openai.embeddings"])
 KINDS = st.sampled_from(["app", "agent", "user"])
 WORD = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=10)
-REGIONS = st.sampled_from(["eu", "eu-west-1", "westeurope", "europe-west4", "us", "us-east-1", "asia", "EU", ""])
+REGIONS = st.sampled_from(
+    ["eu", "eu-west-1", "westeurope", "europe-west4", "us", "us-east-1", "asia", "EU", ""]
+)
 LABELS = st.fixed_dictionaries({}, optional={"region": REGIONS, "env": st.just("prod")})
-STRICT_MODELS = st.sampled_from(["gpt-4o-mini", "echo", "claude-haiku-4-5"])  # allowed by both bundles
+STRICT_MODELS = st.sampled_from(
+    ["gpt-4o-mini", "echo", "claude-haiku-4-5"]
+)  # allowed by both bundles
 MODELS = st.one_of(
     STRICT_MODELS,
     STRICT_MODELS,
-    st.sampled_from(["gpt-4o", "gpt-4.1-nano", "o3-mini", "text-embedding-3-small", "claude-sonnet-4"]),
+    st.sampled_from(
+        ["gpt-4o", "gpt-4.1-nano", "o3-mini", "text-embedding-3-small", "claude-sonnet-4"]
+    ),
     st.sampled_from(["gpt-4", "claude-3-opus", "llama-3.1", "gpt-4o-mini-2024", "gpt-4.1"]),
     st.text(min_size=1, max_size=12),
 )
-FLEETS = st.sampled_from([  # gateways as configured in practice...
-    {"openai": {"healthy": True, "region": "us"}, "azure-eu": {"healthy": True, "region": "eu"}},
-    {"openai": {"healthy": True, "region": "us"}, "azure-eu": {"healthy": False, "region": "eu"}},
-    {"azure-eu": {"healthy": True, "region": "westeurope"}, "anthropic-eu": {"healthy": True, "region": "eu-west-1"}},
-    {"echo": {"healthy": True, "region": "us"}, "echo-eu": {"healthy": True, "region": "eu"}},
-    {"echo": {"healthy": True, "region": "us"}},
-])
+FLEETS = st.sampled_from(
+    [  # gateways as configured in practice...
+        {
+            "openai": {"healthy": True, "region": "us"},
+            "azure-eu": {"healthy": True, "region": "eu"},
+        },
+        {
+            "openai": {"healthy": True, "region": "us"},
+            "azure-eu": {"healthy": False, "region": "eu"},
+        },
+        {
+            "azure-eu": {"healthy": True, "region": "westeurope"},
+            "anthropic-eu": {"healthy": True, "region": "eu-west-1"},
+        },
+        {"echo": {"healthy": True, "region": "us"}, "echo-eu": {"healthy": True, "region": "eu"}},
+        {"echo": {"healthy": True, "region": "us"}},
+    ]
+)
 PROVIDERS = FLEETS | st.dictionaries(  # ...and any other
     st.sampled_from(["openai", "azure-eu", "anthropic-eu", "echo", "mistral", "bedrock"]),
     st.fixed_dictionaries({"healthy": st.booleans()}, optional={"region": REGIONS}),
@@ -95,7 +127,10 @@ class Texts:
 
     def text(self) -> str:
         rng = self.rng
-        parts = [rng.choice(SENSITIVE if rng.random() < self.sensitivity else BENIGN) for _ in range(rng.randint(0, 3))]
+        parts = [
+            rng.choice(SENSITIVE if rng.random() < self.sensitivity else BENIGN)
+            for _ in range(rng.randint(0, 3))
+        ]
         if rng.random() < 0.3:
             low, high = rng.choice(CODE_POINTS)
             noise = "".join(chr(rng.randint(low, high)) for _ in range(rng.randint(1, 8)))
@@ -107,16 +142,33 @@ class Texts:
         if roll < 0.85:
             return {"type": "text", "text": self.text()}
         if roll < 0.93:
-            return {"type": "image", "media_type": "image/png", "source": "base64", "bytes": self.rng.randint(0, 10**6)}
-        return {"type": "image", "media_type": "image/jpeg", "source": "url", "bytes": 0, "url": "https://x.example/a.jpg"}
+            return {
+                "type": "image",
+                "media_type": "image/png",
+                "source": "base64",
+                "bytes": self.rng.randint(0, 10**6),
+            }
+        return {
+            "type": "image",
+            "media_type": "image/jpeg",
+            "source": "url",
+            "bytes": 0,
+            "url": "https://x.example/a.jpg",
+        }
 
     def arguments(self) -> dict[str, Any] | str:
         if self.rng.random() < 0.2:
             return self.text()  # a client's invalid JSON arguments stay a string
-        return {f"arg{i}": self.rng.choice([self.text(), 3, [self.text()]]) for i in range(self.rng.randint(0, 3))}
+        return {
+            f"arg{i}": self.rng.choice([self.text(), 3, [self.text()]])
+            for i in range(self.rng.randint(0, 3))
+        }
 
     def message(self, index: int, role: str) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": role, "content": [self.part() for _ in range(self.rng.randint(0, 3))]}
+        message: dict[str, Any] = {
+            "role": role,
+            "content": [self.part() for _ in range(self.rng.randint(0, 3))],
+        }
         if role == "assistant" and self.rng.random() < 0.5:
             message["tool_calls"] = [
                 {"id": f"call_{index}", "name": f"tool_{i}", "arguments": self.arguments()}
@@ -139,7 +191,8 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     principal["labels"] = draw(LABELS)
     if api == "openai.embeddings":
         messages = [
-            {"role": "user", "content": [{"type": "text", "text": texts.text()}]} for _ in range(rng.randint(1, 3))
+            {"role": "user", "content": [{"type": "text", "text": texts.text()}]}
+            for _ in range(rng.randint(1, 3))
         ]
     else:
         messages = [texts.message(i, rng.choice(ROLES)) for i in range(rng.randint(1, 4))]
@@ -152,7 +205,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         "operation": "embeddings" if api == "openai.embeddings" else "chat",
         "model": draw(MODELS),
         "messages": messages,
-        "tools": [{"name": f"tool_{i}", "description": texts.text()} for i in range(rng.randint(0, 2))],
+        "tools": [
+            {"name": f"tool_{i}", "description": texts.text()} for i in range(rng.randint(0, 2))
+        ],
         "params": {"max_tokens": rng.randint(1, 10**5)} if rng.random() < 0.5 else {},
         "metadata": {f"tag{i}": texts.text()[:512] for i in range(rng.randint(0, 3))},
         "findings": [],
@@ -183,7 +238,12 @@ def test_generated_documents_decide_the_same_on_every_path(
     seen = {"documents": 0, "invalid": 0, "with_findings": 0}
     actions: set[str] = set()
 
-    @settings(max_examples=PER_BUNDLE, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=PER_BUNDLE,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(doc=documents())
     def decide_everywhere(doc: dict[str, Any]) -> None:
         doc["findings"] = pair.bundle.detectors.scan(doc)
@@ -202,7 +262,9 @@ def test_generated_documents_decide_the_same_on_every_path(
     decide_everywhere()  # records divergences instead of raising, so all are counted
     tally.documents[bundle] = tally.documents.get(bundle, 0) + seen["documents"]
     tally.divergences += len(divergent)
-    assert divergent == [], f"{len(divergent)} of {seen['documents']} documents diverge; first: {divergent[0]}"
+    assert divergent == [], (
+        f"{len(divergent)} of {seen['documents']} documents diverge; first: {divergent[0]}"
+    )
     assert seen["documents"] >= 1_000
     assert seen["invalid"] == 0
     assert seen["documents"] // 5 < seen["with_findings"] < seen["documents"]

@@ -43,9 +43,17 @@ def _opa_test(opa_bin: str, name: str) -> tuple[int, int]:
     paths = [_relative(name)] if name == "rules" else [_relative(name), _relative("rules")]
     result = subprocess.run(
         [opa_bin, "test", "--format", "json", "--ignore", "cases", *paths],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    ran = [t for t in json.loads(result.stdout) if t["location"]["file"].startswith(_relative(name) + "/")]
+    ran = [
+        t
+        for t in json.loads(result.stdout)
+        if t["location"]["file"].startswith(_relative(name) + "/")
+    ]
     failed = sum(1 for t in ran if t.get("fail") or t.get("error"))
     return len(ran) - failed, failed
 
@@ -62,7 +70,9 @@ def empty_opa(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_regate_test_on_opa_counts_what_opa_test_counts(
     name: str, opa_bin: str, empty_opa: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["test", str(SHIPPED[name]), "--engine", "opa", "--opa-url", empty_opa, "--format", "json"])
+    code = main(
+        ["test", str(SHIPPED[name]), "--engine", "opa", "--opa-url", empty_opa, "--format", "json"]
+    )
     report = json.loads(capsys.readouterr().out)["bundles"][0]
     rego = [r for r in report["results"] if r["kind"] == "rego"]
     regate = (sum(r["passed"] for r in rego), sum(not r["passed"] for r in rego))

@@ -123,15 +123,24 @@ async def test_gateway_under_load_survives_three_swaps_with_two_bad_bundles(
 
                 # Swap 1: a bundle signed with the wrong key.
                 bundles.publish(signed(default_files("v2-forged", allow=(NEW_MODEL,)), FORGER))
-                refused = await wait_until(client, lambda b: last_error(b).get("reason") == "signature")
+                refused = await wait_until(
+                    client, lambda b: last_error(b).get("reason") == "signature"
+                )
                 assert refused["ready"] is True and refused["bundle"]["revision"] == "v1"
                 assert refused["bundle"]["service"]["failing"] is True
                 await more_traffic()
 
                 # Swap 2: properly signed, but it does not compile.
-                bundles.publish(signed(with_compile_error(default_files("v3-broken", allow=(NEW_MODEL,))), KEY))
-                refused = await wait_until(client, lambda b: last_error(b).get("reason") == "invalid_bundle")
-                assert refused["bundle"]["revision"] == "v1" and "rego compile error" in last_error(refused)["message"]
+                bundles.publish(
+                    signed(with_compile_error(default_files("v3-broken", allow=(NEW_MODEL,))), KEY)
+                )
+                refused = await wait_until(
+                    client, lambda b: last_error(b).get("reason") == "invalid_bundle"
+                )
+                assert (
+                    refused["bundle"]["revision"] == "v1"
+                    and "rego compile error" in last_error(refused)["message"]
+                )
                 await more_traffic()
 
                 # Swap 3: a good bundle activates without a restart.
@@ -172,7 +181,9 @@ async def test_gateway_under_load_survives_three_swaps_with_two_bad_bundles(
     assert TOKEN not in metrics + json.dumps(active) + caplog.text
 
 
-async def test_not_ready_until_the_service_answers_then_cold_start_from_cache(tmp_path: Path) -> None:
+async def test_not_ready_until_the_service_answers_then_cold_start_from_cache(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     service_url = f"http://127.0.0.1:{port}"
     config = gateway_config(tmp_path, service_url + PATH)
@@ -194,7 +205,10 @@ async def test_not_ready_until_the_service_answers_then_cold_start_from_cache(tm
             # The service comes up: the bundle activates without a restart.
             with run_in_thread(bundles.app, port=port):
                 body = await wait_until(client, lambda b: b["ready"])
-                assert body["bundle"]["revision"] == "c1" and body["bundle"]["service"]["source"] == "service"
+                assert (
+                    body["bundle"]["revision"] == "c1"
+                    and body["bundle"]["service"]["source"] == "service"
+                )
                 assert (await client.post(CHAT, json=chat("echo"))).status_code == 200
     assert (config.policy.bundle_cache / "bundle.tar.gz").is_file()
 

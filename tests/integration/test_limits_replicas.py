@@ -242,7 +242,11 @@ async def test_usage_settles_exactly_across_replicas(
     minute = _fresh_window()
     estimate = (len(TEXT) + 3) // 4
     max_tokens = 64
-    body = {"model": "gpt-4o-mini", "max_tokens": max_tokens, "messages": [{"role": "user", "content": TEXT}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": TEXT}],
+    }
     results = await _burst(replicas, "chat-bot", "/v1/chat/completions", [body] * 40)
 
     served = [r for _replica, r in results if r.status_code == 200]

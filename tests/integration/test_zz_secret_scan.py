@@ -47,7 +47,9 @@ def test_zz_audit_and_secret_scan_after_the_whole_suite(
 
     # One event per API request, per gateway; every chain intact.
     for origin, audit_path in suite.audit_files.items():
-        lines = audit_path.read_text(encoding="utf-8").split("\n")[:-1] if audit_path.exists() else []
+        lines = (
+            audit_path.read_text(encoding="utf-8").split("\n")[:-1] if audit_path.exists() else []
+        )
         sent = suite.api_requests.get(origin, 0)
         assert len(lines) == sent, f"{origin}: {len(lines)} audit events for {sent} requests"
         result = verify_chain(audit_path) if lines else None

@@ -23,8 +23,11 @@ from adapters.translate.translator import CHAT_FORMATS
 RECORDED = Path(__file__).parent / "recorded"
 PROVIDER_APIS = ("openai.chat", "anthropic.messages", "gemini.generate_content")
 CLIENT_APIS = ("openai.chat", "anthropic.messages")
-PREFIX = {"openai.chat": "openai_chat", "anthropic.messages": "anthropic",
-          "gemini.generate_content": "gemini"}
+PREFIX = {
+    "openai.chat": "openai_chat",
+    "anthropic.messages": "anthropic",
+    "gemini.generate_content": "gemini",
+}
 
 
 def load_json(name: str) -> dict[str, Any]:
@@ -64,24 +67,39 @@ def _mock(handler: Callable[[httpx2.Request], httpx2.Response]) -> httpx2.Client
     return httpx2.Client(transport=httpx2.MockTransport(handler))
 
 
-def openai_client(status: int, body: bytes, content_type: str = "application/json",
-                  ) -> openai.OpenAI:
+def openai_client(
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+) -> openai.OpenAI:
     """A real OpenAI SDK client whose every request gets this response."""
+
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(status, headers={"content-type": content_type}, content=body)
-    return openai.OpenAI(api_key="test", base_url="http://regate.test/v1",
-                         http_client=_mock(handler), max_retries=0)
+
+    return openai.OpenAI(
+        api_key="test", base_url="http://regate.test/v1", http_client=_mock(handler), max_retries=0
+    )
 
 
-def anthropic_client(status: int, body: bytes, content_type: str = "application/json",
-                     ) -> anthropic.Anthropic:
+def anthropic_client(
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+) -> anthropic.Anthropic:
     """A real Anthropic SDK client whose every request gets this response."""
+
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(status, headers={"content-type": content_type}, content=body)
-    return anthropic.Anthropic(api_key="test", base_url="http://regate.test",
-                               http_client=_mock(handler), max_retries=0)
+
+    return anthropic.Anthropic(
+        api_key="test", base_url="http://regate.test", http_client=_mock(handler), max_retries=0
+    )
 
 
 CHAT: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-MESSAGES: dict[str, Any] = {"model": "m", "max_tokens": 64,
-                            "messages": [{"role": "user", "content": "hi"}]}
+MESSAGES: dict[str, Any] = {
+    "model": "m",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "hi"}],
+}

@@ -24,7 +24,8 @@ def test_text_response_to_canonical_counts_cached_prompt_tokens() -> None:
     usage = body["usage"]
     assert canonical["content"] == [{"type": "text", "text": body["content"][0]["text"]}]
     assert canonical["usage"] == {
-        "prompt_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"]
+        "prompt_tokens": usage["input_tokens"]
+        + usage["cache_creation_input_tokens"]
         + usage["cache_read_input_tokens"],
         "completion_tokens": usage["output_tokens"],
     }
@@ -36,7 +37,8 @@ def test_tool_use_response_to_canonical() -> None:
     canonical = anthropic_messages.response_to_canonical(body)
     block = body["content"][1]
     assert canonical["tool_calls"] == [
-        {"id": block["id"], "name": block["name"], "arguments": block["input"]}]
+        {"id": block["id"], "name": block["name"], "arguments": block["input"]}
+    ]
     assert canonical["content"][0]["text"] == body["content"][0]["text"]
     assert canonical["stop_reason"] == "tool_use"
 
@@ -46,23 +48,31 @@ def test_recorded_text_stream_skips_thinking_and_matches_usage() -> None:
     streamed = accumulate(events)
     assert streamed["content"] == [{"type": "text", "text": "Hello! How can I help you today?"}]
     assert streamed["usage"] == {"prompt_tokens": 25, "completion_tokens": 15}
-    assert events[0] == {"type": "start", "id": "msg_01Tq2KxL3Xg2ksj9yJ1Q2ZgB",
-                         "model": "claude-sonnet-4-20250514"}
+    assert events[0] == {
+        "type": "start",
+        "id": "msg_01Tq2KxL3Xg2ksj9yJ1Q2ZgB",
+        "model": "claude-sonnet-4-20250514",
+    }
 
 
 def test_recorded_tool_stream_assembles_the_arguments() -> None:
     streamed = accumulate(decode_stream("anthropic.messages", load_bytes("anthropic_tools.sse")))
-    assert streamed["tool_calls"] == [{"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
-                                       "name": "get_weather",
-                                       "arguments": {"location": "San Francisco, CA",
-                                                     "unit": "fahrenheit"}}]
+    assert streamed["tool_calls"] == [
+        {
+            "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+            "name": "get_weather",
+            "arguments": {"location": "San Francisco, CA", "unit": "fahrenheit"},
+        }
+    ]
     assert streamed["stop_reason"] == "tool_use"
     assert streamed["usage"] == {"prompt_tokens": 472, "completion_tokens": 89}
 
 
 def test_from_canonical_is_a_valid_message_for_the_sdk() -> None:
     canonical: CanonicalResponse = {
-        "id": "chatcmpl-1", "model": "gpt-4o-mini", "stop_reason": "content_filter",
+        "id": "chatcmpl-1",
+        "model": "gpt-4o-mini",
+        "stop_reason": "content_filter",
         "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Sorry."}],
         "tool_calls": [{"id": "call_1", "name": "f", "arguments": {"a": [1, 2]}}],
         "usage": None,
@@ -79,7 +89,8 @@ def test_from_canonical_is_a_valid_message_for_the_sdk() -> None:
 def test_non_stream_round_trip_keeps_the_essentials() -> None:
     original = anthropic_messages.response_to_canonical(load_json("anthropic_tools.json"))
     again = anthropic_messages.response_to_canonical(
-        anthropic_messages.response_from_canonical(original))
+        anthropic_messages.response_from_canonical(original)
+    )
     assert again == original
 
 
@@ -108,10 +119,18 @@ def test_encoded_events_follow_the_protocol() -> None:
     assert [event.event for event in out] == [p.type for p in parsed]
     assert [p.type for p in parsed] == [
         "message_start",
-        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_stop",
-        "message_delta", "message_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]
     starts = [p.index for p in parsed if p.type == "content_block_start"]
     stops = [p.index for p in parsed if p.type == "content_block_stop"]
@@ -149,11 +168,16 @@ def test_encoder_round_trips_through_the_decoder() -> None:
 
 
 def test_error_event_in_both_directions() -> None:
-    recorded = SSEEvent(event="error", data=json.dumps(
-        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+    recorded = SSEEvent(
+        event="error",
+        data=json.dumps(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        ),
+    )
     canonical = anthropic_messages.StreamDecoder().feed(recorded)
-    assert canonical == [{"type": "error", "status": 529, "code": "upstream_error",
-                          "message": "Overloaded"}]
+    assert canonical == [
+        {"type": "error", "status": 529, "code": "upstream_error", "message": "Overloaded"}
+    ]
     out = encode([EVENTS[0], EVENTS[1], *canonical, EVENTS[-1]])
     assert out[-1].event == "error"
     assert out[-1].json()["error"]["type"] == "overloaded_error"

@@ -17,8 +17,11 @@ from adapters.translate import (
 )
 
 
-@pytest.mark.parametrize("module", [canonical, errors, openai_chat, openai_embeddings, sse,
-                                    translator], ids=lambda module: module.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [canonical, errors, openai_chat, openai_embeddings, sse, translator],
+    ids=lambda module: module.__name__,
+)
 def test_docstring_examples(module: ModuleType) -> None:
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert failures == 0

@@ -18,10 +18,13 @@ def test_text_response_to_canonical() -> None:
     body = load_json("gemini_text.json")
     canonical = gemini.response_to_canonical(body)
     metadata = body["usageMetadata"]
-    assert canonical["content"] == [{"type": "text",
-                                     "text": body["candidates"][0]["content"]["parts"][0]["text"]}]
-    assert canonical["usage"] == {"prompt_tokens": metadata["promptTokenCount"],
-                                  "completion_tokens": metadata["candidatesTokenCount"]}
+    assert canonical["content"] == [
+        {"type": "text", "text": body["candidates"][0]["content"]["parts"][0]["text"]}
+    ]
+    assert canonical["usage"] == {
+        "prompt_tokens": metadata["promptTokenCount"],
+        "completion_tokens": metadata["candidatesTokenCount"],
+    }
     assert (canonical["id"], canonical["model"]) == (body["responseId"], body["modelVersion"])
     assert canonical["stop_reason"] == "end"
 
@@ -31,7 +34,8 @@ def test_function_calls_get_stable_ids_and_stop_as_tool_use() -> None:
     canonical = gemini.response_to_canonical(body)
     parts = body["candidates"][0]["content"]["parts"]
     assert [(c["name"], c["arguments"]) for c in canonical["tool_calls"]] == [
-        (part["functionCall"]["name"], part["functionCall"]["args"]) for part in parts[1:]]
+        (part["functionCall"]["name"], part["functionCall"]["args"]) for part in parts[1:]
+    ]
     ids = [call["id"] for call in canonical["tool_calls"]]
     assert len(set(ids)) == 2 and all(i.startswith("call_") for i in ids)
     assert gemini.response_to_canonical(body)["tool_calls"] == canonical["tool_calls"]
@@ -39,20 +43,27 @@ def test_function_calls_get_stable_ids_and_stop_as_tool_use() -> None:
     metadata = body["usageMetadata"]
     assert canonical["usage"] == {
         "prompt_tokens": metadata["promptTokenCount"],
-        "completion_tokens": metadata["candidatesTokenCount"] + metadata["thoughtsTokenCount"]}
+        "completion_tokens": metadata["candidatesTokenCount"] + metadata["thoughtsTokenCount"],
+    }
 
 
 def test_thought_parts_are_not_text() -> None:
     body = load_json("gemini_text.json")
     body["candidates"][0]["content"]["parts"].insert(0, {"text": "secret plan", "thought": True})
-    assert all("secret" not in part["text"]
-               for part in gemini.response_to_canonical(body)["content"])
+    assert all(
+        "secret" not in part["text"] for part in gemini.response_to_canonical(body)["content"]
+    )
 
 
-@pytest.mark.parametrize("reason, expected", [
-    ("MAX_TOKENS", "max_tokens"), ("SAFETY", "content_filter"),
-    ("PROHIBITED_CONTENT", "content_filter"), ("MALFORMED_FUNCTION_CALL", "end"),
-])
+@pytest.mark.parametrize(
+    "reason, expected",
+    [
+        ("MAX_TOKENS", "max_tokens"),
+        ("SAFETY", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("MALFORMED_FUNCTION_CALL", "end"),
+    ],
+)
 def test_finish_reasons(reason: str, expected: str) -> None:
     body = load_json("gemini_text.json")
     body["candidates"][0]["finishReason"] = reason
@@ -60,9 +71,12 @@ def test_finish_reasons(reason: str, expected: str) -> None:
 
 
 def test_blocked_prompt_has_no_candidates_and_stops_as_content_filter() -> None:
-    body = {"promptFeedback": {"blockReason": "SAFETY"},
-            "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
-            "modelVersion": "gemini-2.0-flash", "responseId": "r1"}
+    body = {
+        "promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+        "modelVersion": "gemini-2.0-flash",
+        "responseId": "r1",
+    }
     canonical = gemini.response_to_canonical(body)
     assert (canonical["content"], canonical["stop_reason"]) == ([], "content_filter")
 
@@ -80,17 +94,24 @@ def test_recorded_text_stream_matches_its_final_usage() -> None:
 def test_recorded_tool_stream_equals_the_non_streamed_response() -> None:
     streamed = accumulate(decode_stream("gemini.generate_content", load_bytes("gemini_tools.sse")))
     whole = gemini.response_to_canonical(load_json("gemini_tools.json"))
-    assert [(c["name"], c["arguments"]) for c in streamed["tool_calls"]] == \
-        [(c["name"], c["arguments"]) for c in whole["tool_calls"]]
+    assert [(c["name"], c["arguments"]) for c in streamed["tool_calls"]] == [
+        (c["name"], c["arguments"]) for c in whole["tool_calls"]
+    ]
     assert (streamed["stop_reason"], streamed["usage"]) == (whole["stop_reason"], whole["usage"])
 
 
 def test_stream_error_payload_becomes_an_error_event() -> None:
-    data = json.dumps({"error": {"code": 503, "message": "The model is overloaded.",
-                                 "status": "UNAVAILABLE"}})
+    data = json.dumps(
+        {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+    )
     assert gemini.StreamDecoder().feed(SSEEvent(data=data)) == [
-        {"type": "error", "status": 503, "code": "upstream_error",
-         "message": "The model is overloaded."}]
+        {
+            "type": "error",
+            "status": 503,
+            "code": "upstream_error",
+            "message": "The model is overloaded.",
+        }
+    ]
 
 
 EVENTS: list[Event] = [
@@ -110,12 +131,16 @@ def test_encoder_sends_whole_calls_and_finishes_with_usage() -> None:
     out = [o for event in EVENTS for o in encoder.feed(event)] + encoder.finish()
     bodies = [event.json() for event in out]
     assert [list(b["candidates"][0]["content"]["parts"]) for b in bodies] == [
-        [{"text": "One "}], [{"text": "moment."}],
-        [{"functionCall": {"id": "call_x", "name": "lookup", "args": {"k": [1, 2]}}}], []]
+        [{"text": "One "}],
+        [{"text": "moment."}],
+        [{"functionCall": {"id": "call_x", "name": "lookup", "args": {"k": [1, 2]}}}],
+        [],
+    ]
     assert bodies[-1]["candidates"][0]["finishReason"] == "STOP"
     assert bodies[-1]["usageMetadata"]["totalTokenCount"] == 10
-    assert accumulate(decode_stream("gemini.generate_content", serialize_all(out))) == \
-        accumulate(EVENTS)
+    assert accumulate(decode_stream("gemini.generate_content", serialize_all(out))) == accumulate(
+        EVENTS
+    )
 
 
 def test_non_stream_round_trip() -> None:

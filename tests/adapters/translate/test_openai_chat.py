@@ -23,11 +23,14 @@ from .recorded import CHAT, decode_stream, essentials, load_bytes, load_json, op
 def test_text_response_to_canonical() -> None:
     body = load_json("openai_chat_text.json")
     canonical = openai_chat.response_to_canonical(body)
-    assert canonical["content"] == [{"type": "text",
-                                     "text": body["choices"][0]["message"]["content"]}]
+    assert canonical["content"] == [
+        {"type": "text", "text": body["choices"][0]["message"]["content"]}
+    ]
     assert canonical["stop_reason"] == "end"
-    assert canonical["usage"] == {"prompt_tokens": body["usage"]["prompt_tokens"],
-                                  "completion_tokens": body["usage"]["completion_tokens"]}
+    assert canonical["usage"] == {
+        "prompt_tokens": body["usage"]["prompt_tokens"],
+        "completion_tokens": body["usage"]["completion_tokens"],
+    }
     assert (canonical["id"], canonical["model"]) == (body["id"], body["model"])
 
 
@@ -52,7 +55,9 @@ def test_recorded_stream_decodes_to_the_recorded_response(name: str) -> None:
 
 def test_from_canonical_is_a_valid_chat_completion_for_the_sdk() -> None:
     canonical: CanonicalResponse = {
-        "id": "msg_1", "model": "claude-x", "stop_reason": "tool_use",
+        "id": "msg_1",
+        "model": "claude-x",
+        "stop_reason": "tool_use",
         "content": [{"type": "text", "text": "Let me "}, {"type": "text", "text": "check."}],
         "tool_calls": [{"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Oslo"}}],
         "usage": {"prompt_tokens": 7, "completion_tokens": 3},
@@ -77,15 +82,17 @@ def test_unparsable_arguments_survive_a_round_trip_verbatim() -> None:
     canonical = openai_chat.response_to_canonical(body)
     assert canonical["tool_calls"][0]["arguments"] == {}
     again = openai_chat.response_from_canonical(canonical, created=0)
-    assert again["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == \
-        '{"city": "Os'
+    assert (
+        again["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"city": "Os'
+    )
 
 
 def test_refusal_becomes_text() -> None:
     body = load_json("openai_chat_text.json")
     body["choices"][0]["message"] |= {"content": None, "refusal": "I can't help with that."}
     assert openai_chat.response_to_canonical(body)["content"] == [
-        {"type": "text", "text": "I can't help with that."}]
+        {"type": "text", "text": "I can't help with that."}
+    ]
 
 
 def test_response_without_choices_is_a_coded_error() -> None:
@@ -137,7 +144,8 @@ def test_the_sdk_stream_helper_rebuilds_the_completion() -> None:
     assert message.content == "Checking"
     assert message.tool_calls is not None
     assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
-        ("toolu_9", "lookup", '{"q": "x"}')]
+        ("toolu_9", "lookup", '{"q": "x"}')
+    ]
     assert final.usage is not None and final.usage.total_tokens == 16
 
 
@@ -148,17 +156,35 @@ def test_encoder_round_trips_through_the_decoder() -> None:
 
 def test_error_chunk_from_openai_becomes_an_error_event() -> None:
     decoder = openai_chat.StreamDecoder()
-    error = {"error": {"message": "The server had an error", "type": "server_error",
-                       "param": None, "code": None}}
+    error = {
+        "error": {
+            "message": "The server had an error",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
     assert decoder.feed(SSEEvent(data=json.dumps(error))) == [
-        {"type": "error", "status": 500, "code": "upstream_error",
-         "message": "The server had an error"}]
+        {
+            "type": "error",
+            "status": 500,
+            "code": "upstream_error",
+            "message": "The server had an error",
+        }
+    ]
 
 
 def test_encoded_error_makes_the_sdk_raise() -> None:
-    events: list[Event] = [EVENTS[0], EVENTS[1],
-                           {"type": "error", "status": 529, "code": "upstream_error",
-                            "message": "provider overloaded"}]
+    events: list[Event] = [
+        EVENTS[0],
+        EVENTS[1],
+        {
+            "type": "error",
+            "status": 529,
+            "code": "upstream_error",
+            "message": "provider overloaded",
+        },
+    ]
     out = encode(events, False)
     assert out[-1].json()["error"]["code"] == "upstream_error"
     client = openai_client(200, serialize_all(out), "text/event-stream")

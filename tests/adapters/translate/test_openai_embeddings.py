@@ -15,8 +15,11 @@ from adapters.translate.openai_embeddings import EncodingFormat
 from .recorded import load_json, openai_client
 
 VECTORS = [[0.25, -1.5, 3.0], [0.0, 0.125, -0.5]]  # exact in float32
-CANONICAL: CanonicalEmbeddings = {"model": "text-embedding-004", "vectors": VECTORS,
-                                  "usage": {"prompt_tokens": 6, "completion_tokens": 0}}
+CANONICAL: CanonicalEmbeddings = {
+    "model": "text-embedding-004",
+    "vectors": VECTORS,
+    "usage": {"prompt_tokens": 6, "completion_tokens": 0},
+}
 
 
 def test_recorded_response_to_canonical() -> None:
@@ -38,8 +41,7 @@ ENCODINGS: list[EncodingFormat] = ["float", "base64"]
 
 @pytest.mark.parametrize("encoding_format", ENCODINGS)
 def test_both_encodings_round_trip_and_validate(encoding_format: EncodingFormat) -> None:
-    body = openai_embeddings.response_from_canonical(
-        CANONICAL, encoding_format=encoding_format)
+    body = openai_embeddings.response_from_canonical(CANONICAL, encoding_format=encoding_format)
     if encoding_format == "float":  # the SDK type knows floats only; base64 is decoded first
         CreateEmbeddingResponse.model_validate(body)
     assert isinstance(body["data"][0]["embedding"], list if encoding_format == "float" else str)
@@ -48,10 +50,10 @@ def test_both_encodings_round_trip_and_validate(encoding_format: EncodingFormat)
 
 @pytest.mark.parametrize("encoding_format", ENCODINGS)
 def test_the_sdk_reads_either_encoding(encoding_format: EncodingFormat) -> None:
-    body = openai_embeddings.response_from_canonical(
-        CANONICAL, encoding_format=encoding_format)
+    body = openai_embeddings.response_from_canonical(CANONICAL, encoding_format=encoding_format)
     result = openai_client(200, json.dumps(body).encode()).embeddings.create(
-        model="m", input=["a", "b"])  # the SDK asks for base64 and decodes it if it gets it
+        model="m", input=["a", "b"]
+    )  # the SDK asks for base64 and decodes it if it gets it
     assert [item.embedding for item in result.data] == VECTORS
     assert result.usage.prompt_tokens == 6
 

@@ -33,11 +33,11 @@ def test_every_line_ending_gives_the_same_events(newline: str) -> None:
 
 def test_field_rules_follow_the_spec() -> None:
     text = (
-        "\ufeffdata:no-space\n"       # BOM dropped, the space after ':' is optional
-        "data:  two spaces\n"          # only one leading space is removed
+        "\ufeffdata:no-space\n"  # BOM dropped, the space after ':' is optional
+        "data:  two spaces\n"  # only one leading space is removed
         "id: 7\nretry: 1500\nretry: x\n"
-        "unknown: ignored\ndata\n\n"   # a field without ':' has an empty value
-        "event: only-a-name\n\n"       # no data: nothing is dispatched
+        "unknown: ignored\ndata\n\n"  # a field without ':' has an empty value
+        "event: only-a-name\n\n"  # no data: nothing is dispatched
         "data: later\n\n"
     )
     events = parse_sse(text.encode())
@@ -59,7 +59,7 @@ def test_cr_lf_split_across_reads_is_one_line_ending() -> None:
 
 
 def test_utf8_character_split_across_reads() -> None:
-    data = 'data: «☀️»\n\n'.encode()
+    data = "data: «☀️»\n\n".encode()
     for cut in range(1, len(data)):
         assert feed_in_pieces(data, [cut]) == [SSEEvent(data="«☀️»")]
 
@@ -104,8 +104,11 @@ _events = st.lists(
 
 
 @settings(max_examples=150, deadline=None)
-@given(events=_events, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
-       newline=st.sampled_from([b"\n", b"\r\n", b"\r"]))
+@given(
+    events=_events,
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+)
 def test_any_chunking_of_a_serialized_stream_gives_the_same_events(
     events: list[SSEEvent], cuts: list[int], newline: bytes
 ) -> None:

@@ -44,7 +44,7 @@ def source(provider_api: str, kind: str) -> CanonicalResponse:
 
 
 def run(translator: StreamTranslator, data: bytes, size: int) -> bytes:
-    out = b"".join(translator.feed(data[i:i + size]) for i in range(0, len(data), size))
+    out = b"".join(translator.feed(data[i : i + size]) for i in range(0, len(data), size))
     return out + translator.finish()
 
 
@@ -77,8 +77,11 @@ def test_streams(provider_api: str, client_api: str, kind: str, size: int) -> No
     out = run(translator, data, size)
     expected = source(provider_api, kind)
     assert essentials(accumulate(decode_stream(client_api, out))) == essentials(expected)
-    assert (translator.usage, translator.stop_reason, translator.error) == \
-        (expected["usage"], expected["stop_reason"], None)
+    assert (translator.usage, translator.stop_reason, translator.error) == (
+        expected["usage"],
+        expected["stop_reason"],
+        None,
+    )
     if client_api == "openai.chat":
         events = parse_sse(out)
         assert events[-1].data == "[DONE]"
@@ -90,15 +93,17 @@ def test_streams(provider_api: str, client_api: str, kind: str, size: int) -> No
     else:
         with anthropic_client(200, out, "text/event-stream").messages.stream(**MESSAGES) as s:
             message = s.get_final_message()
-        assert [b.input for b in message.content if b.type == "tool_use"] == \
-            [call["arguments"] for call in expected["tool_calls"]]
+        assert [b.input for b in message.content if b.type == "tool_use"] == [
+            call["arguments"] for call in expected["tool_calls"]
+        ]
 
 
 def test_openai_usage_chunk_only_when_the_client_asked() -> None:
     data = load_bytes("anthropic_text.sse")
     for include_usage in (False, True):
-        out = parse_sse(run(StreamTranslator("anthropic.messages", "openai.chat", include_usage),
-                            data, 50))
+        out = parse_sse(
+            run(StreamTranslator("anthropic.messages", "openai.chat", include_usage), data, 50)
+        )
         usage_chunks = [e for e in out if openai_chat.is_usage_only_chunk(e)]
         assert len(usage_chunks) == int(include_usage)
 
@@ -119,20 +124,32 @@ def test_same_api_streams_pass_through_but_drop_an_unrequested_usage_chunk() -> 
 @pytest.mark.parametrize(("provider_api", "client_api"), PAIRS)
 def test_a_stream_that_ends_early_ends_with_an_error(provider_api: str, client_api: str) -> None:
     data = load_bytes(f"{PREFIX[provider_api]}_tools.sse")
-    stop_at = max(data.find(marker) for marker in
-                  (b'"finish_reason":"tool_calls"', b'"stop_reason":"tool_use"', b'"finishReason"'))
+    stop_at = max(
+        data.find(marker)
+        for marker in (
+            b'"finish_reason":"tool_calls"',
+            b'"stop_reason":"tool_use"',
+            b'"finishReason"',
+        )
+    )
     cut = data[: data.rindex(b"data:", 0, stop_at)]  # lost from the event with the stop on
     translator = StreamTranslator(provider_api, client_api)
     out = run(translator, cut, 64)
     assert translator.error is not None and translator.error["code"] == "upstream_incomplete"
     if client_api == "openai.chat":
         with pytest.raises(openai.APIError, match="ended early"):
-            list(openai_client(200, out, "text/event-stream").chat.completions.create(
-                **CHAT, stream=True))
+            list(
+                openai_client(200, out, "text/event-stream").chat.completions.create(
+                    **CHAT, stream=True
+                )
+            )
     else:
         with pytest.raises(anthropic.APIStatusError, match="ended early"):
-            list(anthropic_client(200, out, "text/event-stream").messages.create(
-                **MESSAGES, stream=True))
+            list(
+                anthropic_client(200, out, "text/event-stream").messages.create(
+                    **MESSAGES, stream=True
+                )
+            )
 
 
 @pytest.mark.parametrize("client_api", CLIENT_APIS)
@@ -155,11 +172,16 @@ def test_oversized_event_stops_the_stream_with_an_error() -> None:
 def test_embeddings_from_gemini_for_an_openai_client() -> None:
     body = load_json("gemini_batch_embed.json")
     for encoding_format in ("float", "base64"):
-        out = translate_response("gemini.embed_content", "openai.embeddings", body,
-                                 model="text-embedding-004",
-                                 encoding_format=encoding_format)
+        out = translate_response(
+            "gemini.embed_content",
+            "openai.embeddings",
+            body,
+            model="text-embedding-004",
+            encoding_format=encoding_format,
+        )
         result = openai_client(200, json.dumps(out).encode()).embeddings.create(
-            model="m", input=["a", "b"])
+            model="m", input=["a", "b"]
+        )
         assert result.model == "text-embedding-004"
         for item, recorded in zip(result.data, body["embeddings"], strict=True):
             assert item.embedding == pytest.approx(recorded["values"], rel=1e-6)
@@ -168,8 +190,9 @@ def test_embeddings_from_gemini_for_an_openai_client() -> None:
 def test_openai_embeddings_are_re_encoded_only_when_asked() -> None:
     body = load_json("openai_embeddings.json")
     assert translate_response("openai.embeddings", "openai.embeddings", body) is body
-    out = translate_response("openai.embeddings", "openai.embeddings", body,
-                             encoding_format="base64")
+    out = translate_response(
+        "openai.embeddings", "openai.embeddings", body, encoding_format="base64"
+    )
     assert all(isinstance(item["embedding"], str) for item in out["data"])
 
 
@@ -184,8 +207,14 @@ def test_unknown_pairs_are_refused() -> None:
 def test_fallback_id_and_model_fill_what_the_provider_left_out() -> None:
     body = load_json("gemini_text.json")
     del body["responseId"], body["modelVersion"]
-    out = translate_response("gemini.generate_content", "openai.chat", body,
-                             model="gemini-x", response_id="req_1", created=0)
+    out = translate_response(
+        "gemini.generate_content",
+        "openai.chat",
+        body,
+        model="gemini-x",
+        response_id="req_1",
+        created=0,
+    )
     assert (out["id"], out["model"]) == ("req_1", "gemini-x")
 
 
@@ -195,45 +224,74 @@ _ENCODERS: dict[str, Any] = {
     "anthropic.messages": anthropic_messages.StreamEncoder,
     "gemini.generate_content": gemini.StreamEncoder,
 }
-_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                            lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @st.composite
 def event_streams(draw: st.DrawFn) -> list[Event]:
-    events: list[Event] = [{"type": "start", "id": draw(st.from_regex(r"[a-z0-9_-]{1,12}",
-                                                                     fullmatch=True)),
-                            "model": "m"}]
+    events: list[Event] = [
+        {
+            "type": "start",
+            "id": draw(st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True)),
+            "model": "m",
+        }
+    ]
     for text in draw(st.lists(st.text(min_size=1, max_size=12), max_size=4)):
         events.append({"type": "text_delta", "index": 0, "text": text})
-    tools = draw(st.lists(st.dictionaries(st.text(max_size=5), _json_values, max_size=3),
-                          max_size=2))
+    tools = draw(
+        st.lists(st.dictionaries(st.text(max_size=5), _json_values, max_size=3), max_size=2)
+    )
     for index, arguments in enumerate(tools):
-        events.append({"type": "tool_call_start", "index": index, "id": f"call_{index}",
-                       "name": draw(st.from_regex(r"[a-z_]{1,10}", fullmatch=True))})
+        events.append(
+            {
+                "type": "tool_call_start",
+                "index": index,
+                "id": f"call_{index}",
+                "name": draw(st.from_regex(r"[a-z_]{1,10}", fullmatch=True)),
+            }
+        )
         text = json.dumps(arguments)
         cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=3)))
         for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
             if end > start:
-                events.append({"type": "tool_call_delta", "index": index,
-                               "arguments_json_fragment": text[start:end]})
+                events.append(
+                    {
+                        "type": "tool_call_delta",
+                        "index": index,
+                        "arguments_json_fragment": text[start:end],
+                    }
+                )
     stops: list[StopReason] = ["end", "max_tokens", "content_filter"]
     stop: StopReason = "tool_use" if tools else draw(st.sampled_from(stops))
     events.append({"type": "stop", "stop_reason": stop})
-    events.append({"type": "usage", "prompt_tokens": draw(st.integers(0, 10**6)),
-                   "completion_tokens": draw(st.integers(0, 10**6))})
+    events.append(
+        {
+            "type": "usage",
+            "prompt_tokens": draw(st.integers(0, 10**6)),
+            "completion_tokens": draw(st.integers(0, 10**6)),
+        }
+    )
     return events
 
 
 @settings(max_examples=40, deadline=None)
-@given(events=event_streams(), provider_api=st.sampled_from(PROVIDER_APIS),
-       client_api=st.sampled_from(CLIENT_APIS), size=st.integers(1, 300))
+@given(
+    events=event_streams(),
+    provider_api=st.sampled_from(PROVIDER_APIS),
+    client_api=st.sampled_from(CLIENT_APIS),
+    size=st.integers(1, 300),
+)
 def test_any_provider_stream_reaches_any_client_intact(
     events: list[Event], provider_api: str, client_api: str, size: int
 ) -> None:
     encoder = _ENCODERS[provider_api]()
-    upstream = serialize_all([out for event in events for out in encoder.feed(event)]
-                             + encoder.finish())
+    upstream = serialize_all(
+        [out for event in events for out in encoder.feed(event)] + encoder.finish()
+    )
     translator = StreamTranslator(provider_api, client_api, include_usage=True, created=0)
     received = accumulate(decode_stream(client_api, run(translator, upstream, size)))
     assert essentials(received) == essentials(accumulate(events))
@@ -249,10 +307,13 @@ def test_whole_response_of_an_unexpected_shape_is_a_coded_error() -> None:
 
 @pytest.mark.parametrize("client_api", CLIENT_APIS)
 def test_upstream_stream_errors_are_cleaned_even_when_passed_through(client_api: str) -> None:
-    leak = ('event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
-            '"message":"Overloaded for key sk-ant-api03-SECRETSECRET and hunter2hunter2"}}\n\n')
-    translator = StreamTranslator("anthropic.messages", client_api, provider_name="claude-eu",
-                                  secrets=["hunter2hunter2"])
+    leak = (
+        'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+        '"message":"Overloaded for key sk-ant-api03-SECRETSECRET and hunter2hunter2"}}\n\n'
+    )
+    translator = StreamTranslator(
+        "anthropic.messages", client_api, provider_name="claude-eu", secrets=["hunter2hunter2"]
+    )
     head = load_bytes("anthropic_text.sse")
     head = head[: head.index(b"\n\n", 600) + 2]
     out = run(translator, head + leak.encode(), 100)
@@ -262,21 +323,60 @@ def test_upstream_stream_errors_are_cleaned_even_when_passed_through(client_api:
     assert translator.error is not None and translator.error["status"] == 529
 
 
-_KEYS = st.sampled_from(["choices", "delta", "index", "tool_calls", "function", "arguments",
-                         "usage", "candidates", "content", "parts", "functionCall", "args",
-                         "message", "content_block", "error", "text", "finish_reason",
-                         "finishReason", "usageMetadata", "stop_reason", "type"])
+_KEYS = st.sampled_from(
+    [
+        "choices",
+        "delta",
+        "index",
+        "tool_calls",
+        "function",
+        "arguments",
+        "usage",
+        "candidates",
+        "content",
+        "parts",
+        "functionCall",
+        "args",
+        "message",
+        "content_block",
+        "error",
+        "text",
+        "finish_reason",
+        "finishReason",
+        "usageMetadata",
+        "stop_reason",
+        "type",
+    ]
+)
 _garbage = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6)
-    | st.sampled_from(["message_start", "content_block_start", "content_block_delta",
-                       "message_delta", "text_delta", "input_json_delta", "tool_use", "STOP"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.sampled_from(
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "message_delta",
+            "text_delta",
+            "input_json_delta",
+            "tool_use",
+            "STOP",
+        ]
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(payloads=st.lists(st.dictionaries(_KEYS, _garbage, min_size=1), min_size=1, max_size=3),
-       provider_api=st.sampled_from(PROVIDER_APIS), client_api=st.sampled_from(CLIENT_APIS))
+@given(
+    payloads=st.lists(st.dictionaries(_KEYS, _garbage, min_size=1), min_size=1, max_size=3),
+    provider_api=st.sampled_from(PROVIDER_APIS),
+    client_api=st.sampled_from(CLIENT_APIS),
+)
 def test_garbage_from_a_provider_never_crashes_the_stream(
     payloads: list[Any], provider_api: str, client_api: str
 ) -> None:
