@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +50,7 @@ import yaml
 from anthropic.types import MessageParam
 from openai.types.chat import ChatCompletionMessageParam
 
-from bench.gateway import free_port, wait_for_port
+from bench.gateway import free_port, start_process, wait_for_port
 from engine.secrets import hash_caller_key
 
 FAULT_RATE = 0.30
@@ -313,24 +311,6 @@ def _control(url: str, method: str = "GET", body: Any = None) -> Any:
         return json.loads(response.read())
 
 
-def _start(stack: ExitStack, args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
-    """A process in its own group, stopped with the stack; its output goes to ``log``
-    (a pipe nobody reads would fill up and stall it during a long soak)."""
-    sink = stack.enter_context(log.open("ab"))
-    process = subprocess.Popen(args, stdout=sink, stderr=sink, start_new_session=True, **kwargs)
-
-    def stop() -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-    stack.callback(stop)
-    return process
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -351,7 +331,7 @@ def main() -> int:
         fake_port, regate_port = free_port(), free_port()
         fake = f"http://127.0.0.1:{fake_port}"
         # asyncio and h11: the fake cuts and resets connections through the asyncio transport.
-        _start(
+        start_process(
             stack,
             [
                 sys.executable,
@@ -407,7 +387,7 @@ def main() -> int:
             "CAMP_FALLBACK_KEY": keys["fallback"],
             "REGATE_LOG_LEVEL": "ERROR",
         }
-        gateway = _start(
+        gateway = start_process(
             stack,
             [
                 sys.executable,

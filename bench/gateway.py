@@ -25,6 +25,7 @@ import textwrap
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from engine.secrets import hash_caller_key
 
@@ -53,28 +54,24 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
-def start(
-    stack: ExitStack, args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+def start_process(
+    stack: ExitStack, args: list[str], log: Path, **kwargs: Any
 ) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        args,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    """A process in its own group, stopped with the stack; its output goes to ``log``
+    (a pipe nobody reads would fill up and stall it during a long run)."""
+    sink = stack.enter_context(log.open("ab"))
+    process = subprocess.Popen(args, stdout=sink, stderr=sink, start_new_session=True, **kwargs)
 
     def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
             try:
-                proc.wait(10)
+                process.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
 
     stack.callback(stop)
-    return proc
+    return process
 
 
 def regate_config(directory: Path) -> Path:
@@ -134,10 +131,14 @@ def main() -> int:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="regate-bench-") as tmp:
         directory = Path(tmp)
-        start(stack, [nginx, "-c", str((bench_dir / "nginx-upstream.conf").resolve())])
+        start_process(
+            stack,
+            [nginx, "-c", str((bench_dir / "nginx-upstream.conf").resolve())],
+            directory / "nginx.log",
+        )
         wait_for_port(UPSTREAM_PORT)
         floor_port, regate_port = free_port(), free_port()
-        start(
+        start_process(
             stack,
             [
                 sys.executable,
@@ -152,13 +153,14 @@ def main() -> int:
                 "warning",
                 "--no-access-log",
             ],
+            directory / "floor.log",
         )
         env = {
             **os.environ,
             "BENCH_UPSTREAM_KEY": "sk-upstream-bench",
             "REGATE_LOG_LEVEL": "WARNING",
         }
-        start(
+        start_process(
             stack,
             [
                 sys.executable,
@@ -170,6 +172,7 @@ def main() -> int:
                 "--port",
                 str(regate_port),
             ],
+            directory / "regate.log",
             env=env,
             cwd=directory,
         )
