@@ -349,9 +349,8 @@ class Gateway:
         # Redactions copy what they change, so identical messages and params mean the
         # policy changed nothing the provider would see.
         request = outcome.request
-        unchanged = forward.get("messages") is request.get("messages") and forward.get(
-            "params"
-        ) == request.get("params")
+        same_messages = forward.get("messages") is request.get("messages")
+        unchanged = same_messages and forward.get("params") == request.get("params")
 
         def plan(target: Target, provider: Provider) -> ProviderCall:
             """One target's call, written afresh from the intact forward document."""
@@ -462,9 +461,8 @@ class Gateway:
                     result.error_code,
                     result.error_message,
                 )
-                if result.error_code.startswith(
-                    "upstream_"
-                ):  # cut mid-way: counts against the provider
+                # A provider that cut the stream mid-way counts as a failed call.
+                if result.error_code.startswith("upstream_"):
                     self.health.failure(target.provider)
             await self._settle(exchange)
             await self._audit(exchange)
