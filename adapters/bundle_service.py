@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from adapters.opa_backoff import retry_delay
 from engine.bundle.archive import MAX_TOTAL_BYTES, read_archive
 from engine.bundle.cache import BundleCache
 from engine.bundle.loader import Bundle, load_bundle
@@ -46,9 +47,6 @@ log = logging.getLogger("regate.bundle")
 
 LONG_POLL_CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
 REQUEST_TIMEOUT_S = 30.0
-RETRY_BASE_S = 0.1  # OPA's minRetryDelay
-RETRY_FACTOR = 1.6
-RETRY_JITTER = 0.2
 
 Reason = Literal[
     "network",
@@ -162,22 +160,6 @@ def polling_delay(polling: PollingConfig, rng: random.Random) -> float:
         polling.min_delay_seconds
         + (polling.max_delay_seconds - polling.min_delay_seconds) * rng.random()
     )
-
-
-def retry_delay(retry: int, max_delay: float, rng: random.Random) -> float:
-    """OPA's ``DefaultBackoff``: 0 for the first retry, then 0.1 s x 1.6^n up to ``max_delay``, +-20 %.
-
-    >>> retry_delay(0, 120.0, random.Random(1))
-    0.0
-    """
-    if retry <= 0:
-        return 0.0
-    delay = RETRY_BASE_S
-    while delay < max_delay and retry > 0:
-        delay *= RETRY_FACTOR
-        retry -= 1
-    delay = min(delay, max_delay)
-    return max(0.0, delay * (1 + RETRY_JITTER * (rng.random() * 2 - 1)))
 
 
 class BundleService:

@@ -30,31 +30,17 @@ import httpx
 from adapters.decision_logs.encoder import Chunk, fits_alone, pack, serialize
 from adapters.decision_logs.event import PromptLevel, bundle_name, decision_event, without_input
 from adapters.http.metrics import Metrics
+from adapters.opa_backoff import retry_delay
 from engine.bundle.loader import Bundle
 from engine.config import Config, DecisionLogsConfig
 from engine.pipeline import Outcome
 
 log = logging.getLogger("regate.decision_logs")
 
-RETRY_BASE_SECONDS = 0.1  # OPA's minRetryDelay
-RETRY_FACTOR = 1.6
-RETRY_JITTER = 0.2
 REQUEST_TIMEOUT_SECONDS = 10.0
 UPLOAD_HEADERS = {"content-type": "application/json", "content-encoding": "gzip"}
 
 Item = dict[str, Any] | bytes  # an event, or its encoding once it has been through a failed upload
-
-
-def retry_delay(retries: int, max_delay: float, rng: random.Random) -> float:
-    """OPA's ``DefaultBackoff``: 0 for no retry, else base x 1.6^n capped at ``max_delay``, +-20 %."""
-    if retries <= 0:
-        return 0.0
-    delay = RETRY_BASE_SECONDS
-    while delay < max_delay and retries > 0:
-        delay *= RETRY_FACTOR
-        retries -= 1
-    delay = min(delay, max_delay)
-    return max(0.0, delay * (1 + RETRY_JITTER * (rng.random() * 2 - 1)))
 
 
 def regate_version() -> str:

@@ -16,9 +16,9 @@ from adapters.bundle_service import (
     BundleService,
     display_url,
     polling_delay,
-    retry_delay,
 )
 from adapters.fake_provider.server import run_in_thread
+from adapters.opa_backoff import retry_delay
 from engine.bundle.cache import BundleCache
 from engine.bundle.loader import Bundle
 from engine.config import PollingConfig

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from adapters.decision_logs import DecisionLogUploader, decision_log_uploader, encoder, event
 from adapters.decision_logs.encoder import pack, serialize
 from adapters.decision_logs.event import PromptLevel, decision_event, masked_input
-from adapters.decision_logs.uploader import retry_delay
 from adapters.http.metrics import Metrics
+from adapters.opa_backoff import retry_delay
 from engine.config import DecisionLogsConfig, parse_config
 from engine.errors import ConfigError
 from engine.pipeline import Outcome
